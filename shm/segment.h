@@ -1,0 +1,216 @@
+// Segment: one mapped shmetrics heap — create, open, grow, allocate, index, remove.
+//
+// A segment is a POSIX shared memory object (/dev/shm/shmetrics.<name>) or a file at an explicit
+// path, mapped through Boost.Interprocess. Every process maps the whole configured maximum size
+// once, so the mapping never moves; the file behind it grows on demand (posix_fallocate, so
+// memory is committed only for what is allocated and a full tmpfs is an error, never a SIGBUS),
+// and a process that attached earlier sees later allocations without remapping.
+//
+// Errors come back as absl::Status; nothing here throws (Boost.Interprocess exceptions are
+// caught and converted).
+//
+// Thread safety: the const read paths (Find, ForEachEntry, Checked) are safe from any thread of
+// any process without locks. Mutating calls that say REQUIRES: lock() held must be called with
+// Header::lock held (std::scoped_lock lock(segment.lock())). Process safety: any process killed
+// at any instruction leaves a valid heap (at worst a leaked block); see RobustMutex.
+#ifndef SHMETRICS_SHM_SEGMENT_H_
+#define SHMETRICS_SHM_SEGMENT_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "shm/layout.h"
+
+namespace shmetrics::shm {
+
+// Where a heap lives: a name (POSIX shared memory) or an explicit file path.
+struct Location {
+  // Returns the location for a heap name. REQUIRES: the name is 1..200 characters of
+  // [A-Za-z0-9_.-], not "." or "..": no '/', so a name can never escape /dev/shm.
+  static absl::StatusOr<Location> ForName(std::string_view name);
+  // Returns the location for a file path (tmpfs or disk).
+  static Location ForPath(std::string_view path);
+
+  std::string name;  // empty for a path location
+  std::string path;  // the file: /dev/shm/shmetrics.<name> for a name
+
+  std::string Describe() const;  // for error messages
+};
+
+// The prefix of the shared memory objects that hold named heaps.
+inline constexpr std::string_view kShmPrefix = "shmetrics.";
+
+struct CreateOptions {
+  // Default: 1 GiB. The heap never grows past this; allocations beyond fail cleanly.
+  // Every process reserves this much address space (not memory).
+  uint64_t max_size = uint64_t{1} << 30;
+  // Default: 1 MiB. Memory committed at creation. The heap grows by doubling.
+  uint64_t initial_size = uint64_t{1} << 20;
+  // Default: 0600, owner only.
+  mode_t mode = 0600;
+  // Default: 256. Capacity of the worker slot table.
+  uint32_t max_workers = 256;
+  // Default: false. When true an existing heap is opened instead of failing with
+  // AlreadyExists (its own options win).
+  bool open_existing = false;
+};
+
+struct OpenOptions {
+  // Default: false. Map read-only: the process can snapshot but never write.
+  bool read_only = false;
+  // Default: false. Accept a heap file owned by another user.
+  bool allow_other_owner = false;
+  // Default: false. Accept a heap file that group or others may write.
+  bool allow_shared_write = false;
+};
+
+class Segment {
+ public:
+  static absl::StatusOr<std::unique_ptr<Segment>> Create(const Location& where,
+                                                         const CreateOptions& options = {});
+  static absl::StatusOr<std::unique_ptr<Segment>> Open(const Location& where,
+                                                       const OpenOptions& options = {});
+  // Removes the name; processes that have the heap mapped keep using it until they unmap.
+  static absl::Status Remove(const Location& where);
+
+  Segment(const Segment&) = delete;
+  Segment& operator=(const Segment&) = delete;
+  ~Segment();
+
+  const Location& location() const { return location_; }
+  bool read_only() const { return read_only_; }
+  char* base() const { return base_; }
+  Header& header() const { return *reinterpret_cast<Header*>(base_); }
+  uint64_t mapped_size() const { return mapped_size_; }
+  RobustMutex& lock() const { return header().lock; }
+
+  // Unchecked access for writers, which only follow offsets they or the library produced.
+  template <typename T>
+  T* At(uint64_t offset) const {
+    return reinterpret_cast<T*>(base_ + offset);
+  }
+  uint64_t OffsetOf(const void* p) const {
+    return static_cast<uint64_t>(static_cast<const char*>(p) - base_);
+  }
+
+  // Checked access for readers that trust nothing: returns the address of `len` bytes at
+  // `offset` when they lie inside the committed heap (past the header) and offset is 8-byte
+  // aligned, else nullptr.
+  const char* Checked(uint64_t offset, uint64_t len) const;
+  // Bytes that may be read: the committed size, capped by the mapping and the file's size.
+  uint64_t ReadableSize() const;
+
+  // Allocates a zeroed payload of `size` bytes and returns its offset.
+  // REQUIRES: lock() held, not read-only.
+  // Errors: ResourceExhausted when the heap reached max_size or the file system is full.
+  absl::StatusOr<uint64_t> Allocate(uint64_t size, BlockKind kind);
+  // Returns a block to the free lists. REQUIRES: lock() held; offset came from Allocate.
+  void Free(uint64_t offset);
+  // Like Allocate/Free but with a caller-owned free list (a uint64_t head in the heap) of blocks
+  // that are reused only by the same owner, e.g. a family's records, so that a stale handle can
+  // never write into a block reused for another purpose.
+  absl::StatusOr<uint64_t> AllocateFromList(uint64_t* head, uint64_t size, BlockKind kind);
+  void FreeToList(uint64_t* head, uint64_t offset);
+
+  // The size of the payload of an allocated block.
+  uint64_t PayloadSize(uint64_t offset) const {
+    return At<BlockHeader>(offset - kBlockHeaderSize)->size - kBlockHeaderSize;
+  }
+
+  // --- Tables (the series index); see TableHeader in layout.h ---
+
+  // REQUIRES: lock() held.
+  absl::StatusOr<uint64_t> NewTable(uint64_t initial_capacity = 16);
+  // Returns the value stored for key, or 0. Lock-free; validates what it reads.
+  uint64_t Find(uint64_t table, std::string_view key) const;
+  // Inserts key -> value. REQUIRES: lock() held, key absent, value != 0.
+  absl::Status Insert(uint64_t table, std::string_view key, uint64_t value);
+  // Removes key; returns its value or 0 when absent. REQUIRES: lock() held.
+  uint64_t Erase(uint64_t table, std::string_view key);
+  // Removes every entry; calls on_erase(value) for each. REQUIRES: lock() held.
+  void EraseAll(uint64_t table, const std::function<void(uint64_t value)>& on_erase);
+  // Frees the table itself. REQUIRES: lock() held; the table is empty.
+  void FreeTable(uint64_t table);
+
+  // Calls f(key, value) for every live entry, lock-free. Every offset and length is checked;
+  // a corrupt table ends the walk with DataLoss. Stops early when f returns false.
+  absl::Status ForEachEntry(
+      uint64_t table, const std::function<bool(std::string_view key, uint64_t value)>& f) const;
+  // Number of live entries (approximate while writers run).
+  uint64_t TableSize(uint64_t table) const;
+
+  // --- Workers ---
+
+  // Claims the lowest worker id whose slot is free or whose owner is dead, for this process.
+  // Idempotent: a process that holds a slot gets the same id again.
+  // Errors: ResourceExhausted when every slot belongs to a live process.
+  absl::StatusOr<uint32_t> ClaimWorker();
+  // Releases this process's slot, if it holds `id`.
+  void ReleaseWorker(uint32_t id);
+  struct WorkerInfo {
+    uint32_t id;
+    pid_t pid;
+    uint64_t epoch;
+    bool alive;
+  };
+  // Every slot that was ever claimed, in id order.
+  std::vector<WorkerInfo> Workers() const;
+
+  // True when the process that created the heap is still running.
+  bool CreatorAlive() const;
+
+  // Walks every block from the header to Header::used and checks the structure: block sizes,
+  // kinds and states, the root table and its entries, the worker table, the free lists.
+  // Read-only; meant for a quiescent heap (a writer racing with it may be reported as
+  // inconsistent). Returns DataLoss naming the first problem found.
+  absl::Status Verify() const;
+  struct Usage {
+    uint64_t used_bytes;       // Header::used
+    uint64_t committed_bytes;  // backed by the file
+    uint64_t max_bytes;
+    uint64_t live_blocks;
+    uint64_t free_blocks;
+    uint64_t free_bytes;
+  };
+  // Counts blocks by walking the heap (cost grows with the heap's size).
+  absl::StatusOr<Usage> ComputeUsage() const;
+
+ private:
+  friend class SegmentTestingPeer;
+  Segment() = default;
+
+  static absl::StatusOr<std::unique_ptr<Segment>> Map(const Location& where, int fd,
+                                                      uint64_t map_size, bool read_only);
+  absl::Status Initialize(const CreateOptions& options);
+  absl::Status Validate(uint64_t file_size) const;
+  absl::Status Commit(uint64_t end);
+  uint64_t PopFree(uint64_t* head, uint32_t block_size);
+  void ReleaseBlock(uint64_t* head, uint64_t offset);
+  absl::Status Rebuild(TableHeader* table, uint64_t capacity);
+  const WorkerTable* Workers_() const;
+
+  // Constant after construction.
+  Location location_;
+  int fd_ = -1;
+  char* base_ = nullptr;
+  uint64_t mapped_size_ = 0;
+  bool read_only_ = false;
+  std::shared_ptr<void> mapping_;  // the Boost.Interprocess objects that own fd_ and the mapping
+};
+
+// Liveness of a process as the worker table sees it: running, not a zombie, and (when
+// start_ticks is not 0) the same process that recorded start_ticks.
+bool ProcessRunning(pid_t pid, uint64_t start_ticks);
+// Field 22 of /proc/<pid>/stat, or 0 when it cannot be read.
+uint64_t ProcessStartTicks(pid_t pid);
+
+}  // namespace shmetrics::shm
+
+#endif  // SHMETRICS_SHM_SEGMENT_H_

@@ -1,0 +1,63 @@
+// Test helpers for multi-process tests: fork a child that runs a function, wait with a timeout.
+#ifndef SHMETRICS_TESTS_UTIL_SUBPROCESS_H_
+#define SHMETRICS_TESTS_UTIL_SUBPROCESS_H_
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace shmetrics::testing {
+
+// Forks; the child runs f and _exits with its result (so no gtest or atexit state runs twice).
+inline pid_t ForkChild(const std::function<int()>& f) {
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int rc = 1;
+    rc = f();
+    _exit(rc);
+  }
+  return pid;
+}
+
+// Waits for pid; returns its exit code, 128+signal when killed, or -1 after the timeout (the
+// child is then killed).
+inline int WaitChild(pid_t pid, std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      return -1;
+    }
+    if (r < 0) return -1;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// A unique name for a heap used by one test.
+inline std::string UniqueHeapName(const char* tag) {
+  static int counter = 0;
+  return std::string("test-") + tag + "-" + std::to_string(getpid()) + "-" +
+         std::to_string(++counter);
+}
+
+}  // namespace shmetrics::testing
+
+#endif  // SHMETRICS_TESTS_UTIL_SUBPROCESS_H_
