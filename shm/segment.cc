@@ -771,6 +771,7 @@ absl::StatusOr<uint32_t> Segment::ClaimWorker() {
     WorkerSlot& s = wt->slot[i];
     if (s.pid.load(std::memory_order_relaxed) == static_cast<uint64_t>(self) &&
         s.start_ticks.load(std::memory_order_relaxed) == ticks) {
+      claimed_.store(uint64_t{static_cast<uint32_t>(self)} << 32 | i, std::memory_order_relaxed);
       return i;
     }
   }
@@ -787,6 +788,7 @@ absl::StatusOr<uint32_t> Segment::ClaimWorker() {
     s.claimed_unix_ns.store(NowUnixNs(), std::memory_order_relaxed);
     s.epoch.fetch_add(1, std::memory_order_relaxed);
     s.pid.store(static_cast<uint64_t>(self), std::memory_order_release);
+    claimed_.store(uint64_t{static_cast<uint32_t>(self)} << 32 | i, std::memory_order_relaxed);
     return i;
   }
   return absl::ResourceExhaustedError(
@@ -794,7 +796,21 @@ absl::StatusOr<uint32_t> Segment::ClaimWorker() {
                    " belong to running processes (create the heap with a larger max_workers)"));
 }
 
+int64_t Segment::ClaimedWorker() const {
+  const uint64_t c = claimed_.load(std::memory_order_relaxed);
+  if (c == 0 || (c >> 32) != static_cast<uint32_t>(getpid())) return -1;
+  return static_cast<int64_t>(c & 0xffffffffu);
+}
+
+uint64_t Segment::ClaimedEpoch() const {
+  const int64_t id = ClaimedWorker();
+  const WorkerTable* wt = Workers_();
+  if (id < 0 || wt == nullptr || static_cast<uint64_t>(id) >= wt->capacity) return 0;
+  return wt->slot[id].epoch.load(std::memory_order_relaxed);
+}
+
 void Segment::ReleaseWorker(uint32_t id) {
+  claimed_.store(0, std::memory_order_relaxed);
   auto* wt = const_cast<WorkerTable*>(Workers_());
   if (wt == nullptr || read_only_ || id >= wt->capacity) return;
   std::scoped_lock lock(header().worker_lock);

@@ -154,6 +154,10 @@ class Segment {
   absl::StatusOr<uint32_t> ClaimWorker();
   // Releases this process's slot, if it holds `id`.
   void ReleaseWorker(uint32_t id);
+  // The id ClaimWorker gave this process, or -1.
+  int64_t ClaimedWorker() const;
+  // The epoch of the slot this process claimed (0 when none).
+  uint64_t ClaimedEpoch() const;
   struct WorkerInfo {
     uint32_t id;
     pid_t pid;
@@ -195,6 +199,10 @@ class Segment {
   void ReleaseBlock(uint64_t* head, uint64_t offset);
   absl::Status Rebuild(TableHeader* table, uint64_t capacity);
   const WorkerTable* Workers_() const;
+
+  // The worker id this process claimed: pid << 32 | id, or 0. Keyed by pid so that a forked
+  // child does not inherit its parent's id.
+  mutable std::atomic<uint64_t> claimed_{0};
 
   // Constant after construction.
   Location location_;

@@ -77,6 +77,8 @@ class Cell {
   }
   // Atomically replaces the value and returns the previous one.
   uint64_t Exchange(uint64_t bits) noexcept { return v_.exchange(bits, std::memory_order_relaxed); }
+  void Or(uint64_t bits) noexcept { v_.fetch_or(bits, std::memory_order_relaxed); }
+  void And(uint64_t bits) noexcept { v_.fetch_and(bits, std::memory_order_relaxed); }
 
  private:
   template <typename Pred>
@@ -125,6 +127,12 @@ class Cell {
   }
   uint64_t Exchange(uint64_t bits) noexcept {
     return Update([bits](uint64_t) { return bits; });
+  }
+  void Or(uint64_t bits) noexcept {
+    Update([bits](uint64_t v) { return v | bits; });
+  }
+  void And(uint64_t bits) noexcept {
+    Update([bits](uint64_t v) { return v & bits; });
   }
 
  private:

@@ -1,0 +1,108 @@
+// shmetrics::Gauge: a value that goes up and down, shared by every process of a heap.
+//
+// By default (GaugeMode::kShared) a gauge is one double in the heap: Set stores it, Inc/Dec add
+// to it atomically, whichever process calls them. With a per-worker mode (see GaugeMode in
+// registry.h) each worker writes its own value and the collector combines them.
+//
+// Thread safety: safe from any thread of any process attached to the heap, without external
+// synchronization. Updates never throw, allocate or lock (except with mutex cells).
+//
+// Example:
+//   auto in_flight = registry.AddGauge("http_requests_in_flight", "Requests being
+//   served").Labels();
+//   {
+//     auto tracker = in_flight.TrackInProgress();  // +1 now, -1 at the end of the scope
+//     ...
+//   }
+#ifndef SHMETRICS_GAUGE_H_
+#define SHMETRICS_GAUGE_H_
+
+#include <chrono>
+#include <cstdint>
+
+#include "shmetrics/internal/cell.h"
+#include "shmetrics/internal/family.h"
+
+namespace shmetrics {
+
+class Gauge {
+ public:
+  explicit Gauge(const internal::SeriesRef& ref)
+      : cells_(reinterpret_cast<internal::Cell*>(ref.record + internal::kSeriesCellsOffset)),
+        stripes_(ref.family->stripes()),
+        stride_(ref.family->stripe_stride()) {}
+
+  void Set(double v) noexcept {
+    internal::Cell* c = Mine();
+    c->StoreDouble(v);
+    Stamp(c);
+  }
+  void Inc(double v = 1) noexcept {
+    internal::Cell* c = Mine();
+    c->AddDouble(v);
+    Stamp(c);
+  }
+  void Dec(double v = 1) noexcept { Inc(-v); }
+  // Sets the gauge to the current Unix time in seconds.
+  void SetToCurrentTime() noexcept { Set(static_cast<double>(internal::NowUnixNanos()) / 1e9); }
+  // This process's value (for per-worker modes, this worker's).
+  double Value() const noexcept { return Mine()->LoadDouble(); }
+
+  // Adds 1 now and subtracts it when the returned object is destroyed.
+  class InProgress;
+  [[nodiscard]] InProgress TrackInProgress() noexcept;
+
+  // Sets the gauge to the seconds elapsed between construction and destruction.
+  class Timer;
+  [[nodiscard]] Timer StartTimer() noexcept;
+
+ private:
+  // Per-worker stripes hold [value, last set (Unix ns), worker epoch].
+  internal::Cell* Mine() const noexcept {
+    if (stripes_ <= 1) return cells_;
+    const uint32_t s = internal::g_worker_stripe.load(std::memory_order_relaxed);
+    return cells_ + stride_ * (s < stripes_ ? s : stripes_ - 1);
+  }
+  void Stamp(internal::Cell* c) const noexcept {
+    if (stripes_ <= 1) return;
+    c[1].Store(internal::NowUnixNanos());
+    c[2].Store(internal::g_worker_epoch.load(std::memory_order_relaxed));
+  }
+
+  internal::Cell* cells_;
+  uint32_t stripes_;
+  uint32_t stride_;
+};
+
+class Gauge::InProgress {
+ public:
+  explicit InProgress(Gauge g) : g_(g) { g_.Inc(); }
+  InProgress(const InProgress&) = delete;
+  InProgress& operator=(const InProgress&) = delete;
+  ~InProgress() { g_.Dec(); }
+
+ private:
+  Gauge g_;
+};
+
+class Gauge::Timer {
+ public:
+  explicit Timer(Gauge g) : g_(g), start_(std::chrono::steady_clock::now()) {}
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  ~Timer() {
+    g_.Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+
+ private:
+  Gauge g_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+inline Gauge::InProgress Gauge::TrackInProgress() noexcept { return InProgress(*this); }
+
+inline Gauge::Timer Gauge::StartTimer() noexcept { return Timer(*this); }
+
+}  // namespace shmetrics
+
+#endif  // SHMETRICS_GAUGE_H_

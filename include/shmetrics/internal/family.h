@@ -1,0 +1,137 @@
+// The machinery shared by every metric family: label lookup, series creation, removal.
+// Visible because Family<T> is a template; not API.
+#ifndef SHMETRICS_INTERNAL_FAMILY_H_
+#define SHMETRICS_INTERNAL_FAMILY_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "shmetrics/internal/cell.h"
+#include "shmetrics/internal/worker.h"
+
+namespace shmetrics {
+class Heap;
+class RegistryAccess;
+namespace shm {
+class Segment;
+}
+
+enum class MetricType : uint32_t {
+  kCounter = 1,
+  kGauge = 2,
+  kHistogram = 3,
+  kSummary = 4,
+  kInfo = 5,
+  kStateSet = 6,
+};
+
+// How the values that different workers set on one gauge combine (Prometheus's multiprocess
+// modes). kShared: one value for the whole service, the last Set wins. The others keep one value
+// per worker (see Heap::AttachWorker) and aggregate at collection; the kLive* variants forget a
+// worker's value as soon as it dies.
+enum class GaugeMode : uint32_t {
+  kShared = 0,
+  kSum = 1,
+  kMin = 2,
+  kMax = 3,
+  kMostRecent = 4,
+  kAll = 5,  // one series per worker, labelled worker_id
+  kLiveSum = 6,
+  kLiveMin = 7,
+  kLiveMax = 8,
+  kLiveMostRecent = 9,
+  kLiveAll = 10,
+};
+
+namespace internal {
+
+// Offsets inside a series record (see src/meters/layout.h for the whole layout).
+inline constexpr uint32_t kSeriesCellsOffset = 32;
+
+uint64_t NowUnixNanos() noexcept;
+
+class FamilyBase;
+
+struct SeriesRef {
+  char* record;
+  const FamilyBase* family;
+};
+
+class FamilyBase {
+ public:
+  FamilyBase(const FamilyBase&) = delete;
+  FamilyBase& operator=(const FamilyBase&) = delete;
+  virtual ~FamilyBase();
+
+  // values in the order the label names were declared.
+  SeriesRef Lookup(std::span<const std::string_view> values) const;
+  SeriesRef LookupMap(std::span<const std::pair<std::string_view, std::string_view>> labels) const;
+  bool Remove(std::span<const std::string_view> values) const;
+  void Clear() const;
+  // Number of series (children) in the family, across all processes.
+  size_t size() const;
+
+  const std::string& name() const { return name_; }
+  MetricType type() const { return type_; }
+  const std::vector<std::string>& label_names() const { return declared_names_; }
+  const std::vector<double>& bounds() const { return bounds_; }
+  const std::vector<std::string>& states() const { return states_; }
+  uint32_t stripes() const { return stripes_; }
+  // Cells from one stripe to the next: at least a cache line, so workers never share one.
+  uint32_t stripe_stride() const { return stripe_stride_; }
+  shm::Segment& segment() const { return *segment_; }
+  uint64_t offset() const { return family_off_; }
+
+  // Writes an exemplar into slot `slot` of the series. May lock (exemplars are rare). Returns
+  // false, writing nothing, for labels OpenMetrics does not allow (over 128 characters, invalid
+  // names) or when the heap is full.
+  bool WriteExemplar(char* record, uint32_t slot, double value,
+                     std::span<const std::pair<std::string_view, std::string_view>> labels) const;
+
+ protected:
+  struct Definition;
+  FamilyBase() = default;
+
+ private:
+  friend class ::shmetrics::RegistryAccess;
+  SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> canonical) const;
+  SeriesRef Overflow() const;
+  void FreeSeries(uint64_t record) const;  // REQUIRES: the heap lock is held
+  char* Dummy() const;
+  std::string_view BuildKey(std::span<const std::string_view> canonical, char* buf, size_t cap,
+                            std::string* spill) const;
+  void InitSeries(char* record) const;
+
+  // Constant after construction.
+  std::shared_ptr<shm::Segment> segment_;
+  uint64_t family_off_ = 0;
+  uint64_t table_off_ = 0;
+  std::string name_;
+  MetricType type_ = MetricType::kCounter;
+  std::vector<std::string> declared_names_;
+  std::vector<uint32_t>
+      to_canonical_;  // canonical position i holds declared label to_canonical_[i]
+  std::vector<std::string> canonical_names_;
+  std::vector<double> bounds_;
+  std::vector<std::string> states_;
+  uint32_t stripes_ = 1;
+  uint32_t cells_per_stripe_ = 1;
+  uint32_t stripe_stride_ = 0;  // in cells
+  uint32_t series_size_ = 0;
+  uint32_t exemplar_slots_ = 0;
+  uint32_t max_children_ = 0;
+  std::unique_ptr<char[]> dummy_;  // where updates go when even the overflow series is missing
+};
+
+}  // namespace internal
+
+}  // namespace shmetrics
+
+#endif  // SHMETRICS_INTERNAL_FAMILY_H_

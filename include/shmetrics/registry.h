@@ -1,0 +1,193 @@
+// shmetrics::Registry: registers metric families in a heap and hands out their children.
+//
+// A Registry is a process-local view of the families in a heap. Registering a family writes its
+// definition into the heap once; registering the same definition again — in this process, in a
+// forked worker, or in an unrelated process — returns the same family, so every process shares
+// the same series. A definition that conflicts (another type, label names, unit or buckets)
+// throws Error kAlreadyExists. Several registries may share one heap, each with its own name
+// prefix (a namespace).
+//
+// A family has fixed label names; Labels(values...) returns a child handle (Counter, Gauge, ...).
+// A lookup of an existing child is a lock-free hash probe in the heap; creating one takes the
+// heap's robust mutex, which a dying process cannot leave held. A family of no labels has its one
+// child from registration on, so the first scrape shows it at 0. Past the family's child limit,
+// or when the heap is full, Labels() returns the overflow child (every label "__overflow__"),
+// counted in shmetrics_series_overflow_total: never an exception on the update path.
+//
+// Thread safety: all methods are safe from any thread. Process safety: see above.
+// Fork safety: a child may register and look up children right after fork(), even if other
+// threads of the parent were registering at that moment.
+//
+// Errors: registration and Labels() with wrong or invalid label values throw shmetrics::Error
+// (kInvalidArgument, kAlreadyExists); see each method.
+//
+// Example:
+//   shmetrics::Registry registry(heap, {.prefix = "shop"});
+//   auto& requests = registry.AddCounter("http_requests", "Requests served", {"method", "code"});
+//   requests.Labels("GET", "200").Inc();                        // shop_http_requests_total
+//   requests.Labels({{"code", "200"}, {"method", "GET"}}).Inc();  // the same series
+#ifndef SHMETRICS_REGISTRY_H_
+#define SHMETRICS_REGISTRY_H_
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "shmetrics/counter.h"
+#include "shmetrics/gauge.h"
+#include "shmetrics/heap.h"
+#include "shmetrics/histogram.h"
+#include "shmetrics/info.h"
+#include "shmetrics/internal/family.h"
+#include "shmetrics/summary.h"
+
+namespace shmetrics {
+
+// Limits enforced at registration and lookup.
+inline constexpr size_t kMaxLabelValueBytes = 4096;
+inline constexpr size_t kMaxHelpBytes = 16384;
+inline constexpr size_t kMaxBuckets = 1024;
+inline constexpr size_t kMaxStates = 64;
+inline constexpr size_t kMaxLabels = 32;
+// The value of every label of the overflow child.
+inline constexpr std::string_view kOverflowLabelValue = "__overflow__";
+
+using LabelNames = std::vector<std::string>;
+using LabelPairs = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+
+// Options of every family type. Use designated initializers: {.unit = "seconds"}.
+struct MetricOptions {
+  // Default: none. OpenMetrics unit, e.g. "seconds" or "bytes"; the name is given the suffix
+  // `_<unit>` if it lacks it.
+  std::string unit = {};
+  // Default: 0, the registry's default (RegistryOptions::max_children). Children past this
+  // limit share the overflow child.
+  uint32_t max_children = 0;
+};
+
+struct CounterOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: false. Give each worker its own cache line for this counter (the collector adds
+  // them up), so the hottest counters scale with workers instead of bouncing one line between
+  // cores. Costs max_workers cache lines per child.
+  bool striped = false;
+};
+
+struct GaugeOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: kShared. See GaugeMode.
+  GaugeMode mode = GaugeMode::kShared;
+};
+
+struct HistogramOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: DefaultBuckets(). Finite, strictly increasing, no NaN; +Inf is implied (a trailing
+  // +Inf is accepted and dropped).
+  std::vector<double> buckets = {};
+};
+
+struct RegistryOptions {
+  // Default: none. Prefix of every metric name ("shop" makes "shop_http_requests").
+  std::string prefix = {};
+  // Default: none. Labels added to every series of every family of this registry.
+  std::map<std::string, std::string> const_labels = {};
+  // Default: true. Also read common labels from SHMETRICS_COMMON_LABELS ("app=shop,region=eu"),
+  // as Spectator does with common tags. Explicit const_labels win over the variable.
+  bool read_environment = true;
+  // Default: 10000. Children per family before the overflow child is used.
+  uint32_t max_children = 10000;
+};
+
+template <typename Child>
+class Family : public internal::FamilyBase {
+ public:
+  // The child for these label values, in the order the label names were declared.
+  // Throws Error kInvalidArgument on a wrong number of values, a value that is not UTF-8 or
+  // longer than kMaxLabelValueBytes (only checked when the child is created).
+  template <typename... V>
+  Child Labels(const V&... values) const {
+    const std::array<std::string_view, sizeof...(V)> v{std::string_view(values)...};
+    return Child(Lookup(v));
+  }
+  Child Labels(std::span<const std::string_view> values) const { return Child(Lookup(values)); }
+  // The child for a label set given as name/value pairs in any order.
+  Child Labels(LabelPairs labels) const {
+    return Child(LookupMap({labels.begin(), labels.size()}));
+  }
+
+  // Removes a child from the heap (every process stops seeing it); its space is reused.
+  // Returns false when there was no such child.
+  template <typename... V>
+  bool Remove(const V&... values) const {
+    const std::array<std::string_view, sizeof...(V)> v{std::string_view(values)...};
+    return FamilyBase::Remove(v);
+  }
+  // Removes every child (a family of no labels keeps its one child, reset to zero).
+  void Clear() const { FamilyBase::Clear(); }
+
+ private:
+  friend class RegistryAccess;
+  Family() = default;
+};
+
+using CounterFamily = Family<Counter>;
+using GaugeFamily = Family<Gauge>;
+using HistogramFamily = Family<Histogram>;
+using SummaryFamily = Family<Summary>;
+using InfoFamily = Family<Info>;
+using StateSetFamily = Family<StateSet>;
+
+class Registry {
+ public:
+  // Throws Error kInvalidArgument for an invalid prefix or const label, or a malformed
+  // SHMETRICS_COMMON_LABELS.
+  explicit Registry(Heap heap, RegistryOptions options = {});
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+  ~Registry();
+
+  // Each Add* throws Error kInvalidArgument (invalid or reserved names, bad buckets) or
+  // kAlreadyExists (the name is registered with another definition). The returned family lives
+  // as long as the registry.
+  //
+  // Counter names may end in "_total"; it is dropped from the family name and exposed again.
+  CounterFamily& AddCounter(std::string_view name, std::string_view help, LabelNames labels = {},
+                            const CounterOptions& options = {});
+  GaugeFamily& AddGauge(std::string_view name, std::string_view help, LabelNames labels = {},
+                        const GaugeOptions& options = {});
+  HistogramFamily& AddHistogram(std::string_view name, std::string_view help,
+                                LabelNames labels = {}, const HistogramOptions& options = {});
+  SummaryFamily& AddSummary(std::string_view name, std::string_view help, LabelNames labels = {},
+                            const MetricOptions& options = {});
+  InfoFamily& AddInfo(std::string_view name, std::string_view help, LabelNames labels);
+  StateSetFamily& AddStateSet(std::string_view name, std::string_view help, LabelNames labels,
+                              std::vector<std::string> states);
+
+  Heap& heap() { return heap_; }
+  const std::map<std::string, std::string>& const_labels() const { return const_labels_; }
+
+ private:
+  struct Spec;
+  internal::FamilyBase& Register(Spec spec);
+
+  Heap heap_;
+  std::string prefix_;
+  std::map<std::string, std::string> const_labels_;
+  uint32_t max_children_;
+  std::mutex mu_;  // guards families_; held across fork() by an atfork handler
+  std::map<std::string, std::unique_ptr<internal::FamilyBase>> families_;
+};
+
+}  // namespace shmetrics
+
+#endif  // SHMETRICS_REGISTRY_H_

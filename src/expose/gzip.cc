@@ -1,0 +1,119 @@
+#include "expose/gzip.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace shmetrics::expose {
+namespace {
+
+// windowBits 15 (the largest window) plus 16 asks zlib for a gzip header and trailer instead of
+// the zlib wrapper.
+constexpr int kGzipWindowBits = 15 + 16;
+constexpr int kMemLevel = 8;  // zlib's default
+
+// zlib counts in uInt, so feed inputs beyond 4 GiB in slices.
+constexpr size_t kMaxChunk = std::numeric_limits<uInt>::max();
+
+absl::Status ZlibError(const char* what, int code, const z_stream& z) {
+  const std::string message =
+      absl::StrCat(what, " failed: ", z.msg != nullptr ? z.msg : "zlib error ", code);
+  if (code == Z_MEM_ERROR) return absl::ResourceExhaustedError(message);
+  if (code == Z_DATA_ERROR || code == Z_BUF_ERROR) return absl::InvalidArgumentError(message);
+  return absl::InternalError(message);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> GzipCompress(std::string_view input, int level) {
+  if (level < -1 || level > 9) {
+    return absl::InvalidArgumentError(absl::StrCat("gzip level ", level, " is not in -1..9"));
+  }
+  z_stream z{};
+  int rc = deflateInit2(&z, level, Z_DEFLATED, kGzipWindowBits, kMemLevel, Z_DEFAULT_STRATEGY);
+  if (rc != Z_OK) return ZlibError("deflateInit2", rc, z);
+
+  std::string out;
+  // deflateBound is an upper bound for one deflate(Z_FINISH) over the whole input, so the usual
+  // case runs the loop once without regrowing; it covers the gzip header and trailer too.
+  out.resize(input.size() <= kMaxChunk ? deflateBound(&z, static_cast<uLong>(input.size()))
+                                       : input.size() + input.size() / 1000 + 64);
+  size_t in_pos = 0;
+  size_t out_pos = 0;
+  do {
+    if (z.avail_in == 0 && in_pos < input.size()) {
+      const size_t chunk = std::min(kMaxChunk, input.size() - in_pos);
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
+      z.avail_in = static_cast<uInt>(chunk);
+      in_pos += chunk;
+    }
+    if (out_pos == out.size()) out.resize(out.size() * 2 + 64);
+    const size_t room = std::min(kMaxChunk, out.size() - out_pos);
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + out_pos);
+    z.avail_out = static_cast<uInt>(room);
+    rc = deflate(&z, in_pos == input.size() ? Z_FINISH : Z_NO_FLUSH);
+    out_pos += room - z.avail_out;
+  } while (rc == Z_OK || rc == Z_BUF_ERROR);
+  const absl::Status status = rc == Z_STREAM_END ? absl::OkStatus() : ZlibError("deflate", rc, z);
+  deflateEnd(&z);
+  if (!status.ok()) return status;
+  out.resize(out_pos);
+  return out;
+}
+
+absl::StatusOr<std::string> GzipDecompress(std::string_view input, size_t max_output) {
+  z_stream z{};
+  int rc = inflateInit2(&z, kGzipWindowBits);
+  if (rc != Z_OK) return ZlibError("inflateInit2", rc, z);
+
+  std::string out;
+  size_t in_pos = 0;
+  size_t out_pos = 0;
+  for (;;) {
+    if (z.avail_in == 0 && in_pos < input.size()) {
+      const size_t chunk = std::min(kMaxChunk, input.size() - in_pos);
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
+      z.avail_in = static_cast<uInt>(chunk);
+      in_pos += chunk;
+    }
+    if (out_pos == out.size()) {
+      // Room for one byte past the limit tells "exactly max_output" from "more".
+      if (out_pos > max_output) {
+        inflateEnd(&z);
+        return absl::ResourceExhaustedError(
+            absl::StrCat("gzip data inflates to more than ", max_output, " bytes"));
+      }
+      const size_t cap =
+          max_output == std::numeric_limits<size_t>::max() ? max_output : max_output + 1;
+      out.resize(std::min(cap, std::max<size_t>(4096, out.size() * 2)));
+    }
+    const size_t room = std::min(kMaxChunk, out.size() - out_pos);
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + out_pos);
+    z.avail_out = static_cast<uInt>(room);
+    rc = inflate(&z, Z_NO_FLUSH);
+    out_pos += room - z.avail_out;
+    if (rc == Z_STREAM_END) break;
+    // Z_BUF_ERROR with input left means "needs more output room", which the loop provides;
+    // with no input left it means the stream is truncated.
+    const bool starved = z.avail_in == 0 && in_pos == input.size() && z.avail_out != 0;
+    if ((rc != Z_OK && rc != Z_BUF_ERROR) || starved) {
+      const absl::Status status = starved ? absl::InvalidArgumentError("gzip data is truncated")
+                                          : ZlibError("inflate", rc, z);
+      inflateEnd(&z);
+      return status;
+    }
+  }
+  const bool trailing = z.avail_in != 0 || in_pos != input.size();
+  inflateEnd(&z);
+  if (trailing) return absl::InvalidArgumentError("gzip data has bytes after the end of stream");
+  out.resize(out_pos);
+  return out;
+}
+
+}  // namespace shmetrics::expose

@@ -1,0 +1,37 @@
+// gzip (RFC 1952) compression of a response body with zlib, and the matching decompression for
+// tests and tools that read what the endpoint served.
+//
+// Thread safety: pure functions, safe from any thread.
+#ifndef SHMETRICS_SRC_EXPOSE_GZIP_H_
+#define SHMETRICS_SRC_EXPOSE_GZIP_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace shmetrics::expose {
+
+// zlib's levels: 1 is fastest, 9 smallest, -1 zlib's default (6).
+inline constexpr int kGzipDefaultLevel = -1;
+inline constexpr int kGzipFastestLevel = 1;
+
+// Returns input as one gzip member. Fails (InvalidArgument) only for a level outside -1..9, or
+// (Internal / ResourceExhausted) if zlib itself fails, which in practice means out of memory.
+//
+// Example:
+//   absl::StatusOr<std::string> body = GzipCompress(text);
+//   if (!body.ok()) return body.status();
+[[nodiscard]] absl::StatusOr<std::string> GzipCompress(std::string_view input,
+                                                       int level = kGzipDefaultLevel);
+
+// Returns the decompressed contents of a gzip stream holding one member. Fails (InvalidArgument)
+// on corrupt, truncated or trailing data, and (ResourceExhausted) once the output would exceed
+// max_output bytes, so a small hostile input cannot make a huge allocation.
+[[nodiscard]] absl::StatusOr<std::string> GzipDecompress(std::string_view input,
+                                                         size_t max_output = size_t{1} << 30);
+
+}  // namespace shmetrics::expose
+
+#endif  // SHMETRICS_SRC_EXPOSE_GZIP_H_

@@ -1,0 +1,165 @@
+// Server: a small HTTP/1.1 server for the metrics endpoint (Boost.Beast underneath).
+//
+// The server parses requests, enforces limits and timeouts, and answers protocol errors itself
+// (400, 413, 431, 503); every well-formed request goes to one Handler, which does all routing
+// and content negotiation. Keep-alive, pipelining, HEAD and `Expect: 100-continue` are handled
+// here so the handler only ever maps a Request to a Response.
+//
+// Thread safety: Start, port, endpoint and Stop may be called from any thread, except that
+// Stop (and the destructor) must not be called from inside the handler. The handler runs on the
+// server's io threads, concurrently with itself when options.threads > 1.
+//
+// Process safety (fork): the server's threads exist only in the process that called Start. A
+// child forked while the server runs must not use it; it may simply ignore it and exit() or
+// _exit() freely (the server registers no atexit handler and no pthread_atfork handler). If a
+// child destroys the server anyway, the destructor notices the fork and leaks its state instead
+// of touching the parent's threads or event queue, so the parent keeps serving. Connections the
+// server closes are shut down first, so a child holding inherited copies of their descriptors
+// does not keep them open for the client. Listening and accepted sockets are close-on-exec.
+//
+// Example (NotFound and friends are in http/router.h):
+//   auto server = shmetrics::http::Server::Start(
+//       {.address = "127.0.0.1", .port = 9464},
+//       [](const shmetrics::http::Request& req) {
+//         if (req.path != "/metrics") return shmetrics::http::NotFound();
+//         return shmetrics::http::Response{.content_type = "text/plain", .body = "up 1\n"};
+//       });
+//   if (!server.ok()) return server.status();
+//   ... (*server)->port() ...
+//   (*server)->Stop();  // or let the unique_ptr go
+#ifndef SHMETRICS_SRC_HTTP_SERVER_H_
+#define SHMETRICS_SRC_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace shmetrics::http {
+
+struct ServerOptions {
+  // Host to listen on: an IPv4 or IPv6 literal ("::1" and "[::1]" both work). Names are not
+  // resolved.
+  // Default: "127.0.0.1" (loopback only: the endpoint is owner-only unless told otherwise).
+  std::string address = "127.0.0.1";
+
+  // TCP port. 0 asks the kernel for a free port; port() tells which.
+  // Default: 0
+  uint16_t port = 0;
+
+  // Number of io threads. The handler runs on them, so a slow handler delays other
+  // connections when this is 1.
+  // REQUIRES: threads >= 1
+  // Default: 1
+  int threads = 1;
+
+  // The whole request (header and body) must arrive within this time, counted from the accept
+  // for the first request of a connection and from the first byte for later ones. Slow clients
+  // are dropped when it expires.
+  // REQUIRES: read_timeout > 0
+  // Default: 10 s
+  std::chrono::milliseconds read_timeout{10000};
+
+  // How long a keep-alive connection may sit idle between requests before it is closed.
+  // REQUIRES: idle_timeout > 0
+  // Default: 30 s
+  std::chrono::milliseconds idle_timeout{30000};
+
+  // The whole response must be written within this time, or the connection is dropped.
+  // REQUIRES: write_timeout > 0
+  // Default: 30 s
+  std::chrono::milliseconds write_timeout{30000};
+
+  // Largest request line plus header fields, in bytes. Larger requests get 431 and a close.
+  // REQUIRES: max_header_bytes >= 64
+  // Default: 8192
+  size_t max_header_bytes = 8192;
+
+  // Largest request body, in bytes. Larger bodies (declared or chunked) get 413 and a close.
+  // The metrics endpoint has no use for bodies; the limit only bounds what a client can push.
+  // Default: 4096
+  size_t max_body_bytes = 4096;
+
+  // Most connections open at once. A connection accepted beyond it gets a canned 503 (written
+  // only if the socket takes it at once) and is closed, so the listener never stalls.
+  // REQUIRES: max_connections >= 1
+  // Default: 512
+  size_t max_connections = 512;
+};
+
+// A well-formed request, as the handler sees it. Every view points into the server's buffers
+// and is valid only during the handler call; copy what must outlive it.
+struct Request {
+  std::string_view method{};  // as sent, e.g. "GET", "HEAD", "POST"
+  std::string_view path{};    // raw (not percent-decoded) target up to '?', e.g. "/metrics"
+  std::string_view query{};   // raw, after '?'; empty if none
+  std::string_view accept{};  // header values; empty when absent
+  std::string_view accept_encoding{};
+  std::string_view authorization{};
+  bool head = false;  // method is HEAD: the server will send the headers only
+};
+
+// What the handler answers. The server adds Content-Length and Connection itself.
+// (Members carry `{}` initializers so designated initializers such as
+// `Response{.status = 404, .body = "..."}` build under -Wextra -Werror, where GCC would
+// otherwise warn about the members left out.)
+struct Response {
+  // REQUIRES: 200 <= status <= 599 (others are sent as 500, since 1xx would break framing).
+  int status = 200;
+  std::string content_type{};      // omitted when empty
+  std::string content_encoding{};  // omitted when empty, e.g. "gzip"
+  std::string body{};              // not sent for HEAD, 204 and 304; its size is still announced
+                                   // as Content-Length for HEAD
+  // More header fields, e.g. {"Allow", "GET, HEAD"}. Fields that carry framing
+  // (Content-Length, Transfer-Encoding, Connection, Keep-Alive) and fields with invalid names or
+  // values (CR, LF, NUL) are dropped rather than sent.
+  std::vector<std::pair<std::string, std::string>> extra_headers{};
+};
+
+// Called once per well-formed request. May throw: an exception becomes a 500.
+using Handler = std::function<Response(const Request&)>;
+
+class Server {
+ public:
+  // Binds options.address:options.port, starts the io threads and returns the running server.
+  // Errors name the address and port: InvalidArgument for bad options or an unparsable or
+  // non-local address, Unavailable when the port is in use, PermissionDenied for a privileged
+  // port, Internal otherwise.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options,
+                                                                     Handler handler);
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Stops the server (see Stop).
+  ~Server();
+
+  // The bound port (the real one when options.port was 0). Valid until destruction.
+  [[nodiscard]] uint16_t port() const;
+
+  // "address:port" as bound, e.g. "127.0.0.1:9464" or "[::1]:9464".
+  [[nodiscard]] const std::string& endpoint() const;
+
+  // Stops listening, abandons every connection (in-flight requests get no response unless
+  // their handler already returned and the write completed), waits for a handler that is
+  // running to return, and joins the io threads. Idempotent; later calls return at once.
+  // REQUIRES: not called from the handler (it would join its own thread; aborts).
+  void Stop();
+
+ private:
+  class Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace shmetrics::http
+
+#endif  // SHMETRICS_SRC_HTTP_SERVER_H_
