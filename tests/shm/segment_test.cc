@@ -58,8 +58,10 @@ class SegmentTest : public ::testing::Test {
     if (uint64_t v = seg.Find(table, key); v != 0) return v;
     std::scoped_lock lock(seg.lock());
     if (uint64_t v = seg.Find(table, key); v != 0) return v;
-    auto rec = seg.Allocate(16, BlockKind::kRecord);
+    // 8 bytes of record header (the free-list link) and one cell.
+    auto rec = seg.Allocate(8 + sizeof(internal::Cell), BlockKind::kRecord);
     if (!rec.ok()) return 0;
+    seg.At<internal::Cell>(*rec + 8)->Init(0);
     if (!seg.Insert(table, key, *rec).ok()) return 0;
     return *rec;
   }

@@ -1,0 +1,459 @@
+#include "collect/collector.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <optional>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+#include "meters/layout.h"
+#include "process/proc_stats.h"
+#include "process/process_metrics.h"
+#include "shmetrics/internal/cell.h"
+#include "shmetrics/internal/family.h"
+
+namespace shmetrics::collect {
+namespace {
+
+using internal::Cell;
+using meters::Definition;
+using meters::FamilyRecord;
+using meters::SeriesHeader;
+
+// A family as read from the heap, validated.
+struct FamilyView {
+  uint64_t offset;
+  const FamilyRecord* rec;
+  Definition def;
+  uint32_t stripes, stride, cells, series_size, exemplar_slots;
+  uint64_t table;
+};
+
+absl::Status Corrupt(const shm::Segment& seg, std::string_view what) {
+  return absl::DataLossError(
+      absl::StrCat(seg.location().Describe(), " is corrupt: ", std::string(what)));
+}
+
+absl::StatusOr<FamilyView> ReadFamily(const shm::Segment& seg, std::string_view key, uint64_t off) {
+  const auto* rec = reinterpret_cast<const FamilyRecord*>(seg.Checked(off, sizeof(FamilyRecord)));
+  const std::string name(key);
+  if (rec == nullptr || rec->magic != meters::kFamilyMagic) {
+    return Corrupt(seg, absl::StrCat("family record of \"", name, "\" at offset ", off));
+  }
+  const uint64_t def_len = rec->definition_len;
+  const char* def_bytes = seg.Checked(rec->definition, def_len);
+  if (def_bytes == nullptr || def_len > (1u << 24)) {
+    return Corrupt(seg, absl::StrCat("definition of \"", name, "\" out of range"));
+  }
+  auto def = meters::DecodeDefinition(std::string_view(def_bytes, def_len));
+  if (!def.ok()) return Corrupt(seg, absl::StrCat("\"", name, "\": ", def.status().message()));
+  FamilyView f{off,
+               rec,
+               std::move(*def),
+               rec->stripes,
+               rec->stripe_stride,
+               rec->cells_per_stripe,
+               rec->series_size,
+               rec->exemplar_slots,
+               rec->series_table.load(std::memory_order_acquire)};
+  // Everything a series read relies on must agree with the definition.
+  uint32_t want_cells = 1, want_slots = 0;
+  switch (f.def.type) {
+    case MetricType::kCounter:
+      want_cells = 2;
+      want_slots = 1;
+      break;
+    case MetricType::kGauge:
+      want_cells = f.def.gauge_mode == GaugeMode::kShared ? 1 : 3;
+      break;
+    case MetricType::kHistogram:
+      want_cells = 2 + static_cast<uint32_t>(f.def.bounds.size());
+      want_slots = want_cells - 1;
+      break;
+    case MetricType::kSummary:
+      want_cells = 2;
+      break;
+    default:
+      break;
+  }
+  const uint64_t want_size =
+      internal::kSeriesCellsOffset + uint64_t{f.stripes} * f.stride * sizeof(Cell);
+  if (f.def.name != key || f.cells != want_cells || f.exemplar_slots != want_slots ||
+      f.stripes == 0 || f.stripes > 65537 || f.stride < f.cells || f.series_size != want_size ||
+      rec->num_labels != f.def.label_names.size() || f.def.label_names.size() > 64) {
+    return Corrupt(seg, absl::StrCat("family record of \"", name, "\" is inconsistent"));
+  }
+  return f;
+}
+
+// Copies an exemplar slot out under its sequence word; nullopt when absent or torn.
+struct ExemplarCopy {
+  double value;
+  double timestamp;
+  std::vector<std::string> strings;
+  std::vector<expose::Label> labels;
+  expose::Exemplar ex;
+};
+
+bool ReadExemplar(const shm::Segment& seg, const SeriesHeader* h, uint32_t slot, uint32_t slots,
+                  ExemplarCopy* out) {
+  const uint64_t block = h->exemplars.load(std::memory_order_acquire);
+  if (block == 0 || slot >= slots) return false;
+  const auto* ex = reinterpret_cast<const meters::ExemplarSlot*>(
+      seg.Checked(block, uint64_t{slots} * sizeof(meters::ExemplarSlot)));
+  if (ex == nullptr) return false;
+  ex += slot;
+  char buf[meters::kMaxExemplarLabelBytes];
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const uint64_t s1 = ex->seq.load(std::memory_order_acquire);
+    if (s1 == 0) return false;
+    if (s1 & 1) continue;
+    const uint64_t v = ex->value.load(std::memory_order_relaxed);
+    const uint64_t t = ex->timestamp.load(std::memory_order_relaxed);
+    const uint32_t len = std::min<uint32_t>(ex->labels_len, meters::kMaxExemplarLabelBytes);
+    const uint32_t count = ex->count;
+    std::memcpy(buf, ex->labels, len);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (ex->seq.load(std::memory_order_relaxed) != s1) continue;
+    std::vector<std::string_view> parts;
+    if (count > 64 || !meters::SplitKey(std::string_view(buf, len), size_t{count} * 2, &parts)) {
+      return false;
+    }
+    out->value = std::bit_cast<double>(v);
+    out->timestamp = std::bit_cast<double>(t);
+    out->strings.assign(parts.begin(), parts.end());
+    out->labels.clear();
+    for (size_t i = 0; i + 1 < out->strings.size(); i += 2) {
+      out->labels.push_back({out->strings[i], out->strings[i + 1]});
+    }
+    out->ex = {out->labels, out->value, out->timestamp};
+    return true;
+  }
+  return false;
+}
+
+bool Selected(const CollectOptions& o, const Definition& d) {
+  if (o.names.empty()) return true;
+  auto has = [&](std::string_view n) {
+    return std::find(o.names.begin(), o.names.end(), n) != o.names.end();
+  };
+  if (has(d.name)) return true;
+  static constexpr std::string_view kSuffixes[] = {"_total", "_created", "_bucket",
+                                                   "_count", "_sum",     "_info"};
+  for (std::string_view s : kSuffixes) {
+    if (has(d.name + std::string(s))) return true;
+  }
+  return false;
+}
+
+expose::MetricType ToExpose(MetricType t) {
+  switch (t) {
+    case MetricType::kCounter:
+      return expose::MetricType::kCounter;
+    case MetricType::kGauge:
+      return expose::MetricType::kGauge;
+    case MetricType::kHistogram:
+      return expose::MetricType::kHistogram;
+    case MetricType::kSummary:
+      return expose::MetricType::kSummary;
+    case MetricType::kInfo:
+      return expose::MetricType::kInfo;
+    case MetricType::kStateSet:
+      return expose::MetricType::kStateSet;
+  }
+  return expose::MetricType::kUnknown;
+}
+
+struct WorkerState {
+  bool alive = false;
+  uint64_t epoch = 0;
+};
+
+// Emits the series of one family.
+class FamilyWriter {
+ public:
+  FamilyWriter(const shm::Segment& seg, expose::Encoder& enc, const FamilyView& f,
+               const std::vector<WorkerState>& workers, bool creator_alive)
+      : seg_(seg), enc_(enc), f_(f), workers_(workers), creator_alive_(creator_alive) {}
+
+  absl::Status Run() {
+    const FamilyView& f = f_;
+    const size_t nl = f.def.label_names.size();
+    std::vector<std::string_view> values;
+    labels_.reserve(f.def.const_labels.size() + nl + 1);
+    absl::Status status = seg_.ForEachEntry(f.table, [&](std::string_view key, uint64_t off) {
+      const char* p = seg_.Checked(off, f.series_size);
+      if (p == nullptr) {
+        status_ = Corrupt(seg_, absl::StrCat("series of \"", f.def.name, "\" out of range"));
+        return false;
+      }
+      const auto* h = reinterpret_cast<const SeriesHeader*>(p);
+      if (h->magic != meters::kSeriesMagic) return true;  // removed while we looked
+      if (!meters::SplitKey(key, nl, &values)) {
+        status_ = Corrupt(seg_, absl::StrCat("series key of \"", f.def.name, "\""));
+        return false;
+      }
+      labels_.clear();
+      for (const auto& [n, v] : f.def.const_labels) labels_.push_back({n, v});
+      for (size_t i = 0; i < nl; ++i) labels_.push_back({f.def.label_names[i], values[i]});
+      Series(h, reinterpret_cast<const Cell*>(p + internal::kSeriesCellsOffset));
+      return true;
+    });
+    if (!status.ok()) return status;
+    return status_;
+  }
+
+ private:
+  void Series(const SeriesHeader* h, const Cell* cells) {
+    const std::optional<double> created = static_cast<double>(h->created_unix_ns) / 1e9;
+    switch (f_.def.type) {
+      case MetricType::kCounter: {
+        double v = 0;
+        for (uint32_t s = 0; s < f_.stripes; ++s) {
+          const Cell* c = cells + uint64_t{s} * f_.stride;
+          v += static_cast<double>(c[0].Load()) + c[1].LoadDouble();
+        }
+        const bool has_ex = ReadExemplar(seg_, h, 0, f_.exemplar_slots, &ex_);
+        enc_.Counter(labels_, v, created, has_ex ? &ex_.ex : nullptr);
+        break;
+      }
+      case MetricType::kGauge:
+        Gauge(cells);
+        break;
+      case MetricType::kHistogram: {
+        const size_t n = f_.def.bounds.size() + 1;
+        cumulative_.resize(n);
+        uint64_t running = 0;
+        for (size_t i = 0; i < n; ++i) {
+          running += cells[1 + i].Load();
+          cumulative_[i] = running;
+        }
+        exemplar_ptrs_.clear();
+        if (h->exemplars.load(std::memory_order_acquire) != 0) {
+          bucket_ex_.resize(n);
+          exemplar_ptrs_.resize(n, nullptr);
+          for (size_t i = 0; i < n; ++i) {
+            if (ReadExemplar(seg_, h, static_cast<uint32_t>(i), f_.exemplar_slots,
+                             &bucket_ex_[i])) {
+              exemplar_ptrs_[i] = &bucket_ex_[i].ex;
+            }
+          }
+        }
+        enc_.Histogram(labels_, f_.def.bounds, cumulative_, cells[0].LoadDouble(), created,
+                       exemplar_ptrs_);
+        break;
+      }
+      case MetricType::kSummary:
+        enc_.Summary(labels_, cells[0].Load(), cells[1].LoadDouble(), {}, created);
+        break;
+      case MetricType::kInfo:
+        enc_.Info(labels_);
+        break;
+      case MetricType::kStateSet: {
+        const uint64_t bits = cells[0].Load();
+        states_.clear();
+        for (size_t i = 0; i < f_.def.states.size() && i < 64; ++i) {
+          states_.push_back({f_.def.states[i], ((bits >> i) & 1) != 0});
+        }
+        enc_.StateSet(labels_, states_);
+        break;
+      }
+    }
+  }
+
+  void Gauge(const Cell* cells) {
+    const GaugeMode mode = f_.def.gauge_mode;
+    if (mode == GaugeMode::kShared) {
+      enc_.Gauge(labels_, cells[0].LoadDouble());
+      return;
+    }
+    const bool live = mode >= GaugeMode::kLiveSum;
+    const auto base = static_cast<GaugeMode>(static_cast<uint32_t>(mode) - (live ? 5 : 0));
+    bool any = false;
+    double agg = 0;
+    uint64_t newest = 0;
+    for (uint32_t s = 0; s < f_.stripes; ++s) {
+      const Cell* c = cells + uint64_t{s} * f_.stride;
+      const uint64_t stamp = c[1].Load();
+      if (stamp == 0) continue;  // never set
+      const bool unattached = s + 1 == f_.stripes;
+      if (live) {
+        const bool ok = unattached ? creator_alive_
+                                   : s < workers_.size() && workers_[s].alive &&
+                                         workers_[s].epoch == c[2].Load();
+        if (!ok) continue;
+      }
+      const double v = c[0].LoadDouble();
+      switch (base) {
+        case GaugeMode::kSum:
+          agg += v;
+          break;
+        case GaugeMode::kMin:
+          agg = any ? std::min(agg, v) : v;
+          break;
+        case GaugeMode::kMax:
+          agg = any ? std::max(agg, v) : v;
+          break;
+        case GaugeMode::kMostRecent:
+          if (!any || stamp >= newest) {
+            agg = v;
+            newest = stamp;
+          }
+          break;
+        default: {  // kAll: one series per worker
+          worker_label_ = unattached ? "master" : std::to_string(s);
+          labels_.push_back({"worker_id", worker_label_});
+          enc_.Gauge(labels_, v);
+          labels_.pop_back();
+          break;
+        }
+      }
+      any = true;
+    }
+    if (base == GaugeMode::kAll) return;
+    if (any || base == GaugeMode::kSum) enc_.Gauge(labels_, agg);
+  }
+
+  const shm::Segment& seg_;
+  expose::Encoder& enc_;
+  const FamilyView& f_;
+  const std::vector<WorkerState>& workers_;
+  const bool creator_alive_;
+  absl::Status status_;
+  // Reused across series, so a scrape allocates per family, not per series.
+  std::vector<expose::Label> labels_;
+  std::vector<uint64_t> cumulative_;
+  std::vector<ExemplarCopy> bucket_ex_;
+  std::vector<const expose::Exemplar*> exemplar_ptrs_;
+  std::vector<expose::State> states_;
+  ExemplarCopy ex_;
+  std::string worker_label_;
+};
+
+void SelfMetrics(const shm::Segment& seg, expose::Encoder& enc,
+                 const std::vector<FamilyView>& families) {
+  const shm::Header& h = seg.header();
+  auto gauge = [&](std::string_view name, std::string_view help, double v) {
+    enc.BeginFamily({name, expose::MetricType::kGauge, help, "bytes"});
+    enc.Gauge({}, v);
+    enc.EndFamily();
+  };
+  gauge("shmetrics_heap_used_bytes", "Bytes of the heap allocated, free lists included.",
+        static_cast<double>(h.used.load(std::memory_order_relaxed)));
+  gauge("shmetrics_heap_committed_bytes", "Bytes of memory backing the heap.",
+        static_cast<double>(h.committed.load(std::memory_order_relaxed)));
+  gauge("shmetrics_heap_max_bytes", "Size the heap may grow to.", static_cast<double>(h.max_size));
+  enc.BeginFamily({"shmetrics_heap_allocation_failures", expose::MetricType::kCounter,
+                   "Allocations refused because the heap was full.", ""});
+  enc.Counter({}, static_cast<double>(h.alloc_failures.load(std::memory_order_relaxed)),
+              std::nullopt, nullptr);
+  enc.EndFamily();
+  enc.BeginFamily({"shmetrics_lock_recoveries", expose::MetricType::kCounter,
+                   "Times a heap lock was recovered from a process that died holding it.", ""});
+  enc.Counter({},
+              static_cast<double>(h.lock.recoveries() + h.worker_lock.recoveries() +
+                                  h.exemplar_lock.recoveries()),
+              std::nullopt, nullptr);
+  enc.EndFamily();
+  enc.BeginFamily({"shmetrics_series_overflow", expose::MetricType::kCounter,
+                   "Label lookups sent to a family's overflow series (child limit or full heap).",
+                   ""});
+  for (const FamilyView& f : families) {
+    const uint64_t n = f.rec->overflowed.load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    const expose::Label l[] = {{"family", f.def.name}};
+    enc.Counter(l, static_cast<double>(n), std::nullopt, nullptr);
+  }
+  enc.EndFamily();
+}
+
+}  // namespace
+
+absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const CollectOptions& options) {
+  if (seg.header().magic.load(std::memory_order_acquire) != shm::kMagic) {
+    return Corrupt(seg, "bad magic");
+  }
+  std::vector<std::pair<std::string, uint64_t>> names;
+  absl::Status walk = seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
+                                       [&](std::string_view key, uint64_t value) {
+                                         names.emplace_back(std::string(key), value);
+                                         return names.size() < (1u << 20);
+                                       });
+  if (!walk.ok()) return walk;
+  std::sort(names.begin(), names.end());
+  std::vector<FamilyView> families;
+  families.reserve(names.size());
+  for (const auto& [name, off] : names) {
+    auto f = ReadFamily(seg, name, off);
+    if (!f.ok()) return f.status();
+    families.push_back(std::move(*f));
+  }
+  const auto infos = seg.Workers();
+  std::vector<WorkerState> workers;
+  for (const auto& w : infos) {
+    if (w.id >= workers.size()) workers.resize(w.id + 1);
+    workers[w.id] = {w.alive, w.epoch};
+  }
+  const bool creator_alive = seg.CreatorAlive();
+  for (const FamilyView& f : families) {
+    if (!Selected(options, f.def)) continue;
+    enc.BeginFamily({f.def.name, ToExpose(f.def.type), f.def.help, f.def.unit});
+    FamilyWriter writer(seg, enc, f, workers, creator_alive);
+    absl::Status s = writer.Run();
+    enc.EndFamily();
+    if (!s.ok()) return s;
+  }
+  if (options.self_metrics && options.names.empty()) SelfMetrics(seg, enc, families);
+  if (options.process_metrics && options.names.empty()) {
+    std::vector<std::string> label_values;
+    std::vector<process::WorkerProcessStats> stats;
+    label_values.reserve(infos.size() + 1);
+    auto add = [&](pid_t pid, std::string label) {
+      auto s = process::ReadProcessStats(pid);
+      if (!s.ok()) return;
+      label_values.push_back(std::move(label));
+      stats.push_back({{}, *s});
+    };
+    if (creator_alive) add(static_cast<pid_t>(seg.header().creator_pid), "master");
+    for (const auto& w : infos) {
+      if (w.alive) add(w.pid, std::to_string(w.id));
+    }
+    for (size_t i = 0; i < stats.size(); ++i) stats[i].worker_label_value = label_values[i];
+    process::EncodeProcessMetrics(enc, stats);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VerifyMetrics(const shm::Segment& seg) {
+  if (absl::Status s = seg.Verify(); !s.ok()) return s;
+  std::vector<std::pair<std::string, uint64_t>> names;
+  absl::Status walk = seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
+                                       [&](std::string_view key, uint64_t value) {
+                                         names.emplace_back(std::string(key), value);
+                                         return true;
+                                       });
+  if (!walk.ok()) return walk;
+  for (const auto& [name, off] : names) {
+    auto f = ReadFamily(seg, name, off);
+    if (!f.ok()) return f.status();
+    std::vector<std::string_view> values;
+    absl::Status status;
+    absl::Status s = seg.ForEachEntry(f->table, [&](std::string_view key, uint64_t rec) {
+      const auto* h = reinterpret_cast<const SeriesHeader*>(seg.Checked(rec, f->series_size));
+      if (h == nullptr || h->magic != meters::kSeriesMagic ||
+          !meters::SplitKey(key, f->def.label_names.size(), &values)) {
+        status = Corrupt(seg, absl::StrCat("series of \"", name, "\" at offset ", rec));
+        return false;
+      }
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace shmetrics::collect

@@ -1,0 +1,43 @@
+// The collector: a bounds-checked walk of a heap that streams every family to an Encoder.
+//
+// Works from the creating process, a worker, or an unrelated process that opened the heap
+// read-only. It trusts nothing it reads: every offset, length and count is checked against the
+// readable heap, so a corrupt or hostile heap gives an error, never a crash, a hang or a huge
+// allocation. Cost grows with the number of series (per-worker gauges and striped counters add
+// their stripes), not with the number of workers that ever ran.
+//
+// Thread safety: Collect may run in any number of threads at once; it only reads the heap.
+#ifndef SHMETRICS_SRC_COLLECT_COLLECTOR_H_
+#define SHMETRICS_SRC_COLLECT_COLLECTOR_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "expose/encoder.h"
+#include "shm/segment.h"
+
+namespace shmetrics::collect {
+
+struct CollectOptions {
+  // Default: empty, every family. Otherwise only families whose name, or one of whose sample
+  // names (name_total, name_bucket, ...), is listed (the `name[]=` query parameter).
+  std::vector<std::string> names = {};
+  // Default: true. Heap usage, overflow and lock-recovery self-metrics (shmetrics_*).
+  bool self_metrics = true;
+  // Default: true. process_* metrics of every live worker and of the heap's creator, read from
+  // /proc, labelled worker_id="<id>" and worker_id="master".
+  bool process_metrics = true;
+};
+
+// Encodes every family of the heap. Does not call Finish(): the caller may add more.
+// Errors: DataLoss naming the first inconsistency found (the output so far is then incomplete).
+absl::Status Collect(const shm::Segment& segment, expose::Encoder& encoder,
+                     const CollectOptions& options = {});
+
+// Checks every family and series record, on top of Segment::Verify. For `inspect --verify`.
+absl::Status VerifyMetrics(const shm::Segment& segment);
+
+}  // namespace shmetrics::collect
+
+#endif  // SHMETRICS_SRC_COLLECT_COLLECTOR_H_
