@@ -1,0 +1,96 @@
+#include "shmetrics/http_exposer.h"
+
+#include "absl/strings/str_cat.h"
+#include "collect/collector.h"
+#include "expose/encoder.h"
+#include "expose/gzip.h"
+#include "expose/negotiate.h"
+#include "http/query.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "shmetrics/error.h"
+
+namespace shmetrics {
+namespace {
+
+absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
+                         const collect::CollectOptions& options, std::string* out) {
+  auto enc = expose::MakeEncoder(format, out);
+  for (size_t i = 0; i < heaps.size(); ++i) {
+    collect::CollectOptions o = options;
+    // Self and process metrics come from the first heap only, so no family repeats.
+    if (i > 0) o.self_metrics = o.process_metrics = false;
+    if (absl::Status s = collect::Collect(heaps[i].segment(), *enc, o); !s.ok()) return s;
+  }
+  enc->Finish();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string Expose(const Heap& heap, ExpositionFormat format) {
+  std::string out;
+  const absl::Status s =
+      EncodeHeaps({heap},
+                  format == ExpositionFormat::kOpenMetrics ? expose::Format::kOpenMetrics
+                                                           : expose::Format::kPrometheus,
+                  {}, &out);
+  if (!s.ok()) throw Error(s);
+  return out;
+}
+
+struct HttpExposer::Impl {
+  std::vector<Heap> heaps;
+  bool process_metrics;
+  std::unique_ptr<http::Server> server;
+
+  http::Response Handle(const http::Request& req) const {
+    if (req.path != "/metrics" && req.path != "/" && req.path != "/-/healthy") {
+      return http::NotFound();
+    }
+    if (!http::IsGetOrHead(req)) return http::MethodNotAllowed();
+    if (req.path == "/") return http::LandingPage("shmetrics", "/metrics");
+    if (req.path == "/-/healthy") return http::TextResponse(200, "OK\n");
+    const expose::Format format = expose::NegotiateFormat(req.accept);
+    collect::CollectOptions options;
+    options.names = http::ParseNameFilters(req.query);
+    options.process_metrics = process_metrics;
+    http::Response resp;
+    if (absl::Status s = EncodeHeaps(heaps, format, options, &resp.body); !s.ok()) {
+      return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));
+    }
+    resp.content_type = std::string(expose::ContentType(format));
+    if (expose::AcceptsGzip(req.accept_encoding)) {
+      if (auto gz = expose::GzipCompress(resp.body); gz.ok()) {
+        resp.body = std::move(*gz);
+        resp.content_encoding = "gzip";
+      }
+    }
+    return resp;
+  }
+};
+
+HttpExposer::HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->heaps = std::move(heaps);
+  impl_->process_metrics = options.process_metrics;
+  http::ServerOptions so;
+  so.address = options.address;
+  so.port = options.port;
+  so.read_timeout = options.read_timeout;
+  so.idle_timeout = options.idle_timeout;
+  so.max_header_bytes = options.max_header_bytes;
+  so.max_connections = options.max_connections;
+  Impl* impl = impl_.get();
+  auto server = http::Server::Start(so, [impl](const http::Request& r) { return impl->Handle(r); });
+  if (!server.ok()) throw Error(server.status());
+  impl_->server = std::move(*server);
+}
+
+HttpExposer::~HttpExposer() {
+  if (impl_->server) impl_->server->Stop();
+}
+
+uint16_t HttpExposer::port() const { return impl_->server->port(); }
+
+}  // namespace shmetrics
