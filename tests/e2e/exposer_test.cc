@@ -66,7 +66,7 @@ TEST_F(ExposerTest, ServesWhatAForkedWorkerWrote) {
   ASSERT_EQ(WaitChild(child), 0);
   const std::string om =
       Shell("curl -s -H 'Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5' " +
-          base_ + "/metrics");
+            base_ + "/metrics");
   EXPECT_THAT(om, HasSubstr("jobs_total{kind=\"email\"} 42\n"));
   EXPECT_THAT(om, HasSubstr("# EOF\n"));
   const std::string prom = Shell("curl -s " + base_ + "/metrics");

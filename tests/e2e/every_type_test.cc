@@ -1,0 +1,157 @@
+// examples/every_type as a separate process; its heap read by name from this one; the output
+// fed to real parsers (python-prometheus-client's OpenMetrics parser, promtool) and to a real
+// Prometheus server.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "shmetrics/error.h"
+#include "shmetrics/http_exposer.h"
+#include "shmetrics/registry.h"
+#include "util/subprocess.h"
+
+namespace shmetrics {
+namespace {
+
+using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::UniqueHeapName;
+using ::shmetrics::testing::WaitChild;
+using ::testing::HasSubstr;
+
+std::string Shell(const std::string& cmd, int* rc = nullptr) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// Starts every_type and waits for "ready".
+pid_t StartEveryType(const std::string& heap) {
+  int out[2];
+  if (pipe(out) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    close(out[0]);
+    const std::string bin = std::string(SHMETRICS_BINARY_DIR) + "/examples/every_type";
+    execl(bin.c_str(), "every_type", "--heap", heap.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  char buf[16] = {};
+  const ssize_t n = read(out[0], buf, 6);
+  close(out[0]);
+  return n == 6 && std::string(buf, 6) == "ready\n" ? pid : -1;
+}
+
+TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
+  const std::string name = UniqueHeapName("every");
+  const pid_t pid = StartEveryType(name);
+  ASSERT_GT(pid, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it update a few times
+  Heap heap = Heap::Open(name, {.read_only = true});
+  const std::string om = Expose(heap, ExpositionFormat::kOpenMetrics);
+  const std::string prom = Expose(heap, ExpositionFormat::kPrometheus);
+  for (const char* want :
+       {"# TYPE requests counter", "# TYPE temperature_celsius gauge", "# UNIT latency_seconds",
+        "# TYPE payload_bytes summary", "# TYPE build info", "# TYPE mode stateset",
+        "temperature_celsius{sensor=\"inf\"} +Inf", "temperature_celsius{sensor=\"nan\"} NaN",
+        "path=\"back\\\\slash \\\"quoted\\\"\\nnew line\"} 1 # {trace_id=\"4bf92f3577b34da6\"}",
+        "queue_depth{queue=\"mail\",worker_id=\"master\"} 3", "latency_seconds_bucket{"}) {
+    EXPECT_THAT(om, HasSubstr(want));
+  }
+  const std::string base = ::testing::TempDir() + "/" + name;
+  std::ofstream(base + ".om") << om;
+  std::ofstream(base + ".prom") << prom;
+  int rc = -1;
+  const std::string parsed = Shell(
+      "/usr/bin/python3 -c 'import sys\n"
+      "from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n"
+      "for f in p(open(sys.argv[1]).read()): print(f.name, f.type, len(f.samples))\n' " +
+          base + ".om 2>&1",
+      &rc);
+  EXPECT_EQ(rc, 0) << parsed << "\n" << om;
+  for (const char* fam :
+       {"requests counter", "temperature_celsius gauge", "latency_seconds histogram",
+        "payload_bytes summary", "build info", "mode stateset", "queue_depth gauge"}) {
+    EXPECT_THAT(parsed, HasSubstr(fam));
+  }
+  const std::string lint = Shell("/usr/bin/promtool check metrics < " + base + ".prom 2>&1", &rc);
+  // 0 is clean; 3 means the text parsed and only the linter has remarks. 1 is a parse error.
+  EXPECT_TRUE(rc == 0 || rc == 3) << rc << lint << "\n" << prom;
+  EXPECT_THAT(lint, ::testing::Not(HasSubstr("error while linting")));
+  kill(pid, SIGTERM);
+  EXPECT_EQ(WaitChild(pid), 0);
+  EXPECT_THROW(Heap::Open(name), Error);  // every_type removed its heap
+}
+
+// A real Prometheus server scrapes the embedded endpoint over a heap a forked worker updates.
+TEST(PrometheusTest, RealServerScrapesWhatAWorkerWrote) {
+  if (access("/usr/bin/prometheus", X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
+  const std::string name = UniqueHeapName("prom");
+  Heap heap = Heap::Create(name);
+  Registry registry(heap);
+  auto& jobs = registry.AddCounter("e2e_jobs", "Jobs", {"kind"});
+  HttpExposer exposer(heap, {.port = 0});
+  const pid_t worker = ForkChild([&] {
+    heap.AttachWorker();
+    jobs.Labels("mail").Inc(1234);
+    return 0;
+  });
+  ASSERT_EQ(WaitChild(worker), 0);
+
+  const std::string dir = ::testing::TempDir() + "/" + name + "-prom";
+  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
+  std::ofstream(dir + "/prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+      << "scrape_configs:\n  - job_name: shmetrics\n    static_configs:\n"
+      << "      - targets: ['127.0.0.1:" << exposer.port() << "']\n";
+  // A free port for Prometheus's own web server.
+  const std::string port = Shell(
+      "/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+      "print(s.getsockname()[1])'");
+  const std::string web = "127.0.0.1:" + port.substr(0, port.find('\n'));
+  const pid_t prom = fork();
+  if (prom == 0) {
+    const std::string log = dir + "/prometheus.log";
+    freopen(log.c_str(), "w", stderr);
+    execl("/usr/bin/prometheus", "prometheus", ("--config.file=" + dir + "/prometheus.yml").c_str(),
+          ("--storage.tsdb.path=" + dir + "/data").c_str(), ("--web.listen-address=" + web).c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::string targets, query;
+  bool up = false, value = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < deadline && !(up && value)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    targets = Shell("curl -s http://" + web + "/api/v1/targets");
+    up = targets.find("\"health\":\"up\"") != std::string::npos;
+    query = Shell("curl -s -g 'http://" + web + "/api/v1/query?query=e2e_jobs_total'");
+    value = query.find("\"1234\"") != std::string::npos;
+  }
+  kill(prom, SIGTERM);
+  WaitChild(prom, std::chrono::seconds(30));
+  EXPECT_TRUE(up) << targets << Shell("tail -20 " + dir + "/prometheus.log");
+  EXPECT_TRUE(value) << query;
+  EXPECT_THAT(query, HasSubstr("\"kind\":\"mail\""));
+  Heap::Remove(name);
+  (void)system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace shmetrics
