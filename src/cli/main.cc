@@ -1,0 +1,398 @@
+// shmetrics: the command-line tool — serve, dump, inspect, list and remove shmetrics heaps.
+//
+// Every command opens heaps read-only except `rm`. A --heap value that contains a '/' is a file
+// path (Heap::OpenAtPath), anything else a heap name in /dev/shm. Errors are one line on stderr
+// starting "shmetrics: ", with exit status 2 for usage errors and 1 for everything else.
+//
+// Thread safety: single-threaded, except for the HttpExposer's own thread under `serve`, which is
+// started after SIGTERM and SIGINT are blocked so that only main's sigwait receives them.
+#include <signal.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "collect/collector.h"
+#include "meters/layout.h"
+#include "shm/segment.h"
+#include "shmetrics/error.h"
+#include "shmetrics/heap.h"
+#include "shmetrics/http_exposer.h"
+
+namespace shmetrics::cli {
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+constexpr std::string_view kMainUsage =
+    "usage: shmetrics <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve    serve heaps over HTTP for Prometheus\n"
+    "  dump     print one exposition of a heap\n"
+    "  inspect  print a heap's size, families, series and workers as JSON\n"
+    "  list     print the names of the heaps in /dev/shm\n"
+    "  rm       remove a heap\n"
+    "\n"
+    "`shmetrics <command> --help` describes a command. A --heap value containing '/' is a file\n"
+    "path, anything else a heap name (/dev/shm/shmetrics.<name>).\n"
+    "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
+
+constexpr std::string_view kServeUsage =
+    "usage: shmetrics serve --heap NAME [--heap NAME2 ...] [--listen ADDR:PORT]\n"
+    "\n"
+    "Opens the heaps read-only and serves them at http://ADDR:PORT/metrics until SIGTERM or\n"
+    "SIGINT, then exits 0. Prints `listening on ADDR:PORT` (the bound port) once ready.\n"
+    "  --heap NAME         a heap name or path; repeat to serve several heaps\n"
+    "  --listen ADDR:PORT  default 127.0.0.1:9464; port 0 picks a free port; [::1]:PORT for IPv6\n";
+
+constexpr std::string_view kDumpUsage =
+    "usage: shmetrics dump --heap NAME [--format openmetrics|prometheus]\n"
+    "\n"
+    "Prints one exposition of the heap (opened read-only) to stdout.\n"
+    "  --heap NAME      a heap name or path\n"
+    "  --format FORMAT  openmetrics (default) or prometheus\n";
+
+constexpr std::string_view kInspectUsage =
+    "usage: shmetrics inspect --heap NAME [--verify]\n"
+    "\n"
+    "Prints the heap's name, layout_version, size_bytes (committed), max_bytes, used_bytes,\n"
+    "families, series and workers as one JSON object.\n"
+    "  --heap NAME  a heap name or path\n"
+    "  --verify     first check every block, family and series record; when the check fails,\n"
+    "               print the problem on stderr, no JSON, and exit 1\n";
+
+constexpr std::string_view kListUsage =
+    "usage: shmetrics list\n"
+    "\n"
+    "Prints the names of the heaps in /dev/shm that this user can see, one per line.\n";
+
+constexpr std::string_view kRmUsage =
+    "usage: shmetrics rm --heap NAME\n"
+    "\n"
+    "Removes a heap (an error if it does not exist). Processes that have it open keep working.\n"
+    "  --heap NAME  a heap name or path\n";
+
+// The one way a command fails: a message and an exit status.
+struct Failure {
+  int exit_code;
+  std::string message;
+};
+
+Failure Usage(std::string message) { return {kExitUsage, absl::StrCat(message, " (see --help)")}; }
+
+// Command-line options common to the commands; each command accepts a subset.
+struct Args {
+  bool help = false;
+  std::vector<std::string> heaps;
+  std::optional<std::string> listen;
+  std::optional<std::string> format;
+  bool verify = false;
+};
+
+// Parses argv[first..] for `command`, accepting only the flags in `allowed` ("--heap" etc.).
+// Accepts both "--flag value" and "--flag=value".
+std::optional<Failure> ParseArgs(const std::string& command, int argc, char** argv, int first,
+                                 const std::vector<std::string_view>& allowed, Args* args) {
+  auto is_allowed = [&](std::string_view flag) {
+    for (std::string_view a : allowed) {
+      if (a == flag) return true;
+    }
+    return false;
+  };
+  for (int i = first; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      args->help = true;
+      continue;
+    }
+    std::string_view flag = arg;
+    std::optional<std::string> value;
+    if (const size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = std::string(arg.substr(eq + 1));
+    }
+    if (!flag.starts_with("--") || !is_allowed(flag)) {
+      return Usage(absl::StrCat(command, ": unknown argument \"", std::string(arg), "\""));
+    }
+    if (flag == "--verify") {
+      if (value) return Usage(absl::StrCat(command, ": --verify takes no value"));
+      args->verify = true;
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= argc) {
+        return Usage(absl::StrCat(command, ": ", std::string(flag), " needs a value"));
+      }
+      value = argv[++i];
+    }
+    if (value->empty()) {
+      return Usage(absl::StrCat(command, ": ", std::string(flag), " needs a non-empty value"));
+    }
+    if (flag == "--heap") {
+      args->heaps.push_back(*value);
+    } else if (flag == "--listen") {
+      args->listen = *value;
+    } else if (flag == "--format") {
+      args->format = *value;
+    }
+  }
+  return std::nullopt;
+}
+
+bool IsPath(std::string_view heap) { return heap.find('/') != std::string_view::npos; }
+
+Heap OpenReadOnly(const std::string& heap) {
+  const Heap::OpenOptions options{.read_only = true};
+  return IsPath(heap) ? Heap::OpenAtPath(heap, options) : Heap::Open(heap, options);
+}
+
+std::optional<Failure> RequireOneHeap(const std::string& command, const Args& args) {
+  if (args.heaps.empty()) return Usage(absl::StrCat(command, ": missing --heap"));
+  if (args.heaps.size() > 1) return Usage(absl::StrCat(command, ": --heap given more than once"));
+  return std::nullopt;
+}
+
+// Splits "ADDR:PORT" (or "[V6ADDR]:PORT").
+std::optional<Failure> ParseListen(const std::string& listen, HttpExposerOptions* options) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    return Usage(absl::StrCat("serve: --listen wants ADDR:PORT, got \"", listen, "\""));
+  }
+  std::string address = listen.substr(0, colon);
+  if (address.size() >= 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+  }
+  const std::string port_text = listen.substr(colon + 1);
+  uint32_t port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9' || port > 65535) {
+      return Usage(absl::StrCat("serve: bad port in --listen \"", listen, "\""));
+    }
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (port > 65535) return Usage(absl::StrCat("serve: bad port in --listen \"", listen, "\""));
+  if (address.empty())
+    return Usage(absl::StrCat("serve: bad address in --listen \"", listen, "\""));
+  options->address = address;
+  options->port = static_cast<uint16_t>(port);
+  return std::nullopt;
+}
+
+std::optional<Failure> Serve(const Args& args) {
+  if (args.heaps.empty()) return Usage("serve: missing --heap");
+  HttpExposerOptions options;
+  if (args.listen) {
+    if (auto f = ParseListen(*args.listen, &options)) return f;
+  }
+  std::vector<Heap> heaps;
+  for (const std::string& h : args.heaps) heaps.push_back(OpenReadOnly(h));
+
+  // Blocked before the exposer starts its thread, which inherits the mask: the signals then
+  // wait for sigwait below instead of killing the process or landing on the server thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) {
+    return Failure{kExitRuntime, "serve: cannot block signals"};
+  }
+  HttpExposer exposer(std::move(heaps), options);
+  const bool v6 = options.address.find(':') != std::string::npos;
+  std::cout << "listening on " << (v6 ? "[" : "") << options.address << (v6 ? "]" : "") << ":"
+            << exposer.port() << std::endl;
+  int received = 0;
+  while (sigwait(&signals, &received) != 0) {
+  }
+  return std::nullopt;  // ~HttpExposer stops the server and joins its thread.
+}
+
+std::optional<Failure> Dump(const Args& args) {
+  if (auto f = RequireOneHeap("dump", args)) return f;
+  ExpositionFormat format = ExpositionFormat::kOpenMetrics;
+  if (args.format) {
+    if (*args.format == "openmetrics") {
+      format = ExpositionFormat::kOpenMetrics;
+    } else if (*args.format == "prometheus") {
+      format = ExpositionFormat::kPrometheus;
+    } else {
+      return Usage(absl::StrCat("dump: unknown --format \"", *args.format,
+                                "\" (openmetrics or prometheus)"));
+    }
+  }
+  const Heap heap = OpenReadOnly(args.heaps[0]);
+  const std::string text = Expose(heap, format);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return std::nullopt;
+}
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
+
+std::optional<Failure> Inspect(const Args& args) {
+  if (auto f = RequireOneHeap("inspect", args)) return f;
+  const Heap heap = OpenReadOnly(args.heaps[0]);
+  const shm::Segment& seg = heap.segment();
+  if (args.verify) {
+    if (absl::Status s = collect::VerifyMetrics(seg); !s.ok()) {
+      return Failure{kExitRuntime,
+                     absl::StrCat("inspect: ", heap.name(), " failed verification: ", s.message())};
+    }
+  }
+  // Counting trusts nothing either: a family record that does not check out is an error.
+  uint64_t families = 0;
+  uint64_t series = 0;
+  std::string bad_family;
+  const absl::Status walk =
+      seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
+                       [&](std::string_view name, uint64_t offset) {
+                         const auto* rec = reinterpret_cast<const meters::FamilyRecord*>(
+                             seg.Checked(offset, sizeof(meters::FamilyRecord)));
+                         if (rec == nullptr || rec->magic != meters::kFamilyMagic) {
+                           bad_family = std::string(name);
+                           return false;
+                         }
+                         ++families;
+                         series += seg.TableSize(rec->series_table.load(std::memory_order_acquire));
+                         return true;
+                       });
+  if (!walk.ok()) {
+    return Failure{kExitRuntime, absl::StrCat("inspect: ", heap.name(), ": ", walk.message())};
+  }
+  if (!bad_family.empty()) {
+    return Failure{kExitRuntime,
+                   absl::StrCat("inspect: ", heap.name(), ": corrupt family record \"", bad_family,
+                                "\" (try --verify)")};
+  }
+  const Heap::Usage usage = heap.usage();
+  std::string out = absl::StrCat(
+      "{\"name\": ", JsonString(heap.name()), ", \"layout_version\": ", seg.header().layout_version,
+      ", \"size_bytes\": ", usage.committed_bytes, ", \"max_bytes\": ", usage.max_bytes,
+      ", \"used_bytes\": ", usage.used_bytes, ", \"families\": ", families,
+      ", \"series\": ", series, ", \"workers\": [");
+  bool first = true;
+  for (const shm::Segment::WorkerInfo& w : seg.Workers()) {
+    absl::StrAppend(&out, first ? "" : ", ", "{\"id\": ", w.id, ", \"pid\": ", w.pid,
+                    ", \"alive\": ", w.alive ? "true" : "false", "}");
+    first = false;
+  }
+  out += "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return std::nullopt;
+}
+
+std::optional<Failure> List() {
+  for (const std::string& name : Heap::List()) std::cout << name << '\n';
+  return std::nullopt;
+}
+
+std::optional<Failure> Remove(const Args& args) {
+  if (auto f = RequireOneHeap("rm", args)) return f;
+  const std::string& heap = args.heaps[0];
+  if (IsPath(heap)) {
+    Heap::RemoveAtPath(heap);
+  } else {
+    Heap::Remove(heap);
+  }
+  return std::nullopt;
+}
+
+struct Command {
+  std::string_view name;
+  std::string_view usage;
+  std::vector<std::string_view> flags;
+};
+
+std::optional<Failure> Run(int argc, char** argv) {
+  if (argc < 2) return Usage("missing command");
+  const std::string_view command = argv[1];
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kMainUsage;
+    return std::nullopt;
+  }
+  static const Command kCommands[] = {
+      {"serve", kServeUsage, {"--heap", "--listen"}},
+      {"dump", kDumpUsage, {"--heap", "--format"}},
+      {"inspect", kInspectUsage, {"--heap", "--verify"}},
+      {"list", kListUsage, {}},
+      {"rm", kRmUsage, {"--heap"}},
+  };
+  for (const Command& c : kCommands) {
+    if (c.name != command) continue;
+    Args args;
+    if (auto f = ParseArgs(std::string(c.name), argc, argv, 2, c.flags, &args)) return f;
+    if (args.help) {
+      std::cout << c.usage;
+      return std::nullopt;
+    }
+    if (c.name == "serve") return Serve(args);
+    if (c.name == "dump") return Dump(args);
+    if (c.name == "inspect") return Inspect(args);
+    if (c.name == "list") return List();
+    return Remove(args);
+  }
+  return Usage(absl::StrCat("unknown command \"", std::string(command), "\""));
+}
+
+// Keeps the error to one line whatever the library put in its message.
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
+
+}  // namespace
+}  // namespace shmetrics::cli
+
+int main(int argc, char** argv) {
+  std::optional<shmetrics::cli::Failure> failure;
+  try {
+    failure = shmetrics::cli::Run(argc, argv);
+  } catch (const shmetrics::Error& e) {
+    failure = shmetrics::cli::Failure{shmetrics::cli::kExitRuntime, e.what()};
+  } catch (const std::exception& e) {
+    failure = shmetrics::cli::Failure{shmetrics::cli::kExitRuntime, e.what()};
+  }
+  std::cout.flush();
+  if (!failure) return std::ferror(stdout) ? shmetrics::cli::kExitRuntime : 0;
+  std::fprintf(stderr, "shmetrics: %s\n", shmetrics::cli::OneLine(failure->message).c_str());
+  return failure->exit_code;
+}
