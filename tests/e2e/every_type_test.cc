@@ -64,8 +64,11 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
   ASSERT_GT(pid, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it update a few times
   Heap heap = Heap::Open(name, {.read_only = true});
-  const std::string om = Expose(heap, ExpositionFormat::kOpenMetrics);
-  const std::string prom = Expose(heap, ExpositionFormat::kPrometheus);
+  // The shmetrics tool, an unrelated process, reads the heap by name.
+  const std::string tool = std::string(SHMETRICS_BINARY_DIR) + "/src/shmetrics";
+  const std::string om = Shell(tool + " dump --heap " + name);
+  const std::string prom = Shell(tool + " dump --format prometheus --heap " + name);
+  EXPECT_THAT(Expose(heap, ExpositionFormat::kOpenMetrics), HasSubstr("# TYPE build info"));
   for (const char* want :
        {"# TYPE requests counter", "# TYPE temperature_celsius gauge", "# UNIT latency_seconds",
         "# TYPE payload_bytes summary", "# TYPE build info", "# TYPE mode stateset",
