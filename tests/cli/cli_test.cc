@@ -26,6 +26,7 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
@@ -84,17 +85,6 @@ Result RunTool(std::vector<std::string> args) {
   close(err_fd);
   unlink(err_path);
   return r;
-}
-
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
 }
 
 // The error contract: exactly one line, prefixed, and a failing exit status.

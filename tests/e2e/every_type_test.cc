@@ -23,21 +23,10 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
-
-std::string Shell(const std::string& cmd, int* rc = nullptr) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  if (rc != nullptr) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
 
 // Starts every_type and waits for "ready".
 pid_t StartEveryType(const std::string& heap) {

@@ -16,21 +16,11 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
 
 class ExposerTest : public ::testing::Test {
  protected:

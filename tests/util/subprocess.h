@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +50,20 @@ inline int WaitChild(pid_t pid, std::chrono::milliseconds timeout = std::chrono:
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+// Runs a shell command and returns its standard output; *exit_code gets its exit status (-1 when
+// it did not exit normally).
+inline std::string Shell(const std::string& cmd, int* exit_code = nullptr) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  if (exit_code != nullptr) *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
 }
 
 // A unique name for a heap used by one test.
