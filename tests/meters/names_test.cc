@@ -1,8 +1,8 @@
-#include "expose/names.h"
+#include "meters/names.h"
 
 #include <gtest/gtest.h>
 
-namespace shmetrics::expose {
+namespace shmetrics::meters {
 namespace {
 
 TEST(NamesTest, MetricNames) {
@@ -44,4 +44,4 @@ static_assert(IsValidMetricName("up") && !IsValidLabelName("le-"),
               "usable in constant expressions");
 
 }  // namespace
-}  // namespace shmetrics::expose
+}  // namespace shmetrics::meters
