@@ -135,6 +135,26 @@ bool ReadExemplar(const shm::Segment& seg, const SeriesHeader* h, uint32_t slot,
   return false;
 }
 
+// Every family of the heap, validated, sorted by name.
+absl::StatusOr<std::vector<FamilyView>> ReadFamilies(const shm::Segment& seg) {
+  std::vector<std::pair<std::string, uint64_t>> names;
+  absl::Status walk = seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
+                                       [&](std::string_view key, uint64_t value) {
+                                         names.emplace_back(std::string(key), value);
+                                         return names.size() < (1u << 20);
+                                       });
+  if (!walk.ok()) return walk;
+  std::sort(names.begin(), names.end());
+  std::vector<FamilyView> families;
+  families.reserve(names.size());
+  for (const auto& [name, off] : names) {
+    auto f = ReadFamily(seg, name, off);
+    if (!f.ok()) return f.status();
+    families.push_back(std::move(*f));
+  }
+  return families;
+}
+
 bool Selected(const CollectOptions& o, const Definition& d) {
   if (o.names.empty()) return true;
   auto has = [&](std::string_view n) {
@@ -376,21 +396,9 @@ absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const Collec
   if (seg.header().magic.load(std::memory_order_acquire) != shm::kMagic) {
     return Corrupt(seg, "bad magic");
   }
-  std::vector<std::pair<std::string, uint64_t>> names;
-  absl::Status walk = seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
-                                       [&](std::string_view key, uint64_t value) {
-                                         names.emplace_back(std::string(key), value);
-                                         return names.size() < (1u << 20);
-                                       });
-  if (!walk.ok()) return walk;
-  std::sort(names.begin(), names.end());
-  std::vector<FamilyView> families;
-  families.reserve(names.size());
-  for (const auto& [name, off] : names) {
-    auto f = ReadFamily(seg, name, off);
-    if (!f.ok()) return f.status();
-    families.push_back(std::move(*f));
-  }
+  auto read = ReadFamilies(seg);
+  if (!read.ok()) return read.status();
+  const std::vector<FamilyView>& families = *read;
   const auto infos = seg.Workers();
   std::vector<WorkerState> workers;
   for (const auto& w : infos) {
@@ -429,23 +437,16 @@ absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const Collec
 
 absl::Status VerifyMetrics(const shm::Segment& seg) {
   if (absl::Status s = seg.Verify(); !s.ok()) return s;
-  std::vector<std::pair<std::string, uint64_t>> names;
-  absl::Status walk = seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
-                                       [&](std::string_view key, uint64_t value) {
-                                         names.emplace_back(std::string(key), value);
-                                         return true;
-                                       });
-  if (!walk.ok()) return walk;
-  for (const auto& [name, off] : names) {
-    auto f = ReadFamily(seg, name, off);
-    if (!f.ok()) return f.status();
+  auto families = ReadFamilies(seg);
+  if (!families.ok()) return families.status();
+  for (const FamilyView& f : *families) {
     std::vector<std::string_view> values;
     absl::Status status;
-    absl::Status s = seg.ForEachEntry(f->table, [&](std::string_view key, uint64_t rec) {
-      const auto* h = reinterpret_cast<const SeriesHeader*>(seg.Checked(rec, f->series_size));
+    absl::Status s = seg.ForEachEntry(f.table, [&](std::string_view key, uint64_t rec) {
+      const auto* h = reinterpret_cast<const SeriesHeader*>(seg.Checked(rec, f.series_size));
       if (h == nullptr || h->magic != meters::kSeriesMagic ||
-          !meters::SplitKey(key, f->def.label_names.size(), &values)) {
-        status = Corrupt(seg, absl::StrCat("series of \"", name, "\" at offset ", rec));
+          !meters::SplitKey(key, f.def.label_names.size(), &values)) {
+        status = Corrupt(seg, absl::StrCat("series of \"", f.def.name, "\" at offset ", rec));
         return false;
       }
       return true;

@@ -285,20 +285,25 @@ SeriesRef FamilyBase::CreateSeries(std::string_view key,
   if (segment_->read_only()) return {Dummy(), this};
   if (max_children_ != 0 && seg.TableSize(table_off_) >= max_children_) return Overflow();
   auto* fam = seg.At<FamilyRecord>(family_off_);
+  if (char* record = FindOrInsertSeries(key); record != nullptr) return {record, this};
+  // The heap is full: updates go nowhere, and the self-metric says how often.
+  fam->overflowed.fetch_add(1, std::memory_order_relaxed);
+  return {Dummy(), this};
+}
+
+char* FamilyBase::FindOrInsertSeries(std::string_view key) const {
+  shm::Segment& seg = *segment_;
+  auto* fam = seg.At<FamilyRecord>(family_off_);
   std::scoped_lock lock(seg.lock());
-  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return {seg.base() + off, this};
+  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return seg.base() + off;
   auto rec = seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
-  if (!rec.ok()) {
-    fam->overflowed.fetch_add(1, std::memory_order_relaxed);
-    return {Dummy(), this};
-  }
+  if (!rec.ok()) return nullptr;
   InitSeries(seg.base() + *rec);
   if (!seg.Insert(table_off_, key, *rec).ok()) {
     seg.FreeToList(&fam->free_series, *rec);
-    fam->overflowed.fetch_add(1, std::memory_order_relaxed);
-    return {Dummy(), this};
+    return nullptr;
   }
-  return {seg.base() + *rec, this};
+  return seg.base() + *rec;
 }
 
 SeriesRef FamilyBase::Overflow() const {
@@ -310,16 +315,8 @@ SeriesRef FamilyBase::Overflow() const {
     meters::AppendKeyPart(&key, kOverflowLabelValue);
   }
   if (const uint64_t off = seg.Find(table_off_, key); off != 0) return {seg.base() + off, this};
-  std::scoped_lock lock(seg.lock());
-  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return {seg.base() + off, this};
-  auto rec = seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
-  if (!rec.ok()) return {Dummy(), this};
-  InitSeries(seg.base() + *rec);
-  if (!seg.Insert(table_off_, key, *rec).ok()) {
-    seg.FreeToList(&fam->free_series, *rec);
-    return {Dummy(), this};
-  }
-  return {seg.base() + *rec, this};
+  char* record = FindOrInsertSeries(key);
+  return {record != nullptr ? record : Dummy(), this};
 }
 
 void FamilyBase::FreeSeries(uint64_t rec) const {

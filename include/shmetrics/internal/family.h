@@ -103,6 +103,8 @@ class FamilyBase {
   friend class ::shmetrics::RegistryAccess;
   SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> canonical) const;
   SeriesRef Overflow() const;
+  // Takes the heap lock. Returns nullptr when the heap is full.
+  char* FindOrInsertSeries(std::string_view key) const;
   void FreeSeries(uint64_t record) const;  // REQUIRES: the heap lock is held
   char* Dummy() const;
   std::string_view BuildKey(std::span<const std::string_view> canonical, char* buf, size_t cap,
