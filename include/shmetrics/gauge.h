@@ -39,6 +39,7 @@ class Gauge {
   }
   void Inc(double v = 1) noexcept {
     internal::Cell* c = Mine();
+    Adopt(c);
     c->AddDouble(v);
     Stamp(c);
   }
@@ -46,7 +47,12 @@ class Gauge {
   // Sets the gauge to the current Unix time in seconds.
   void SetToCurrentTime() noexcept { Set(static_cast<double>(internal::NowUnixNanos()) / 1e9); }
   // This process's value (for per-worker modes, this worker's).
-  double Value() const noexcept { return Mine()->LoadDouble(); }
+  double Value() const noexcept {
+    const internal::Cell* c = Mine();
+    return stripes_ > 1 && c[2].Load() != internal::g_worker_epoch.load(std::memory_order_relaxed)
+               ? 0
+               : c->LoadDouble();
+  }
 
   // Adds 1 now and subtracts it when the returned object is destroyed.
   class InProgress;
@@ -62,6 +68,14 @@ class Gauge {
     if (stripes_ <= 1) return cells_;
     const uint32_t s = internal::g_worker_stripe.load(std::memory_order_relaxed);
     return cells_ + stride_ * (s < stripes_ ? s : stripes_ - 1);
+  }
+  // A stripe last written by an earlier process in this worker slot (one that died, say in the
+  // middle of a TrackInProgress scope) holds that process's value: its successor starts from 0
+  // instead of adding to it. Only the slot's owner writes the stripe, so load-then-store is safe.
+  void Adopt(internal::Cell* c) const noexcept {
+    if (stripes_ > 1 && c[2].Load() != internal::g_worker_epoch.load(std::memory_order_relaxed)) {
+      c->StoreDouble(0);
+    }
   }
   void Stamp(internal::Cell* c) const noexcept {
     if (stripes_ <= 1) return;
