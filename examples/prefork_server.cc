@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,7 +195,10 @@ void LingeringClose(int fd) {
   close(fd);
 }
 
-int WorkerMain(shmetrics::Heap heap, int listen_fd, const Metrics& m) {
+int WorkerMain(shmetrics::Heap heap, int listen_fd, const Metrics& m, pid_t master) {
+  // A worker whose master is gone (killed with SIGKILL, say) stops as on SIGTERM.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != master) return 0;
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = 1; };
   sigaction(SIGTERM, &sa, nullptr);
@@ -282,9 +286,10 @@ int BoundPort(int fd) {
 int Supervise(shmetrics::Heap& heap, int listen_fd, const Metrics& m, int workers,
               const sigset_t& sigs) {
   std::map<pid_t, std::chrono::steady_clock::time_point> children;
+  const pid_t master = getpid();
   auto spawn = [&] {
     const pid_t pid = fork();
-    if (pid == 0) _exit(WorkerMain(heap, listen_fd, m));
+    if (pid == 0) _exit(WorkerMain(heap, listen_fd, m, master));
     if (pid < 0) {
       std::fprintf(stderr, "prefork_server: fork: %s\n", std::strerror(errno));
       return false;
