@@ -77,7 +77,7 @@ struct ProcFacts {
 std::optional<ProcFacts> ReadProcFacts(pid_t pid);
 
 // The process among `pids` holding the server side of the connected client socket client_fd
-// (found through /proc/net/tcp and /proc/<pid>/fd), or -1 when none does (yet).
+// (found through sock_diag and /proc/<pid>/fd), or -1 when none does (yet).
 pid_t ConnectionHolder(int client_fd, int server_port, const std::vector<pid_t>& pids);
 
 // A TCP connection to 127.0.0.1:port with `request` written to it; -1 on failure.

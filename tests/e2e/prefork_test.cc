@@ -50,18 +50,8 @@ constexpr char kGetOk[] = "http_requests_total{code=\"200\",method=\"GET\"}";
 // Readiness waits are generous: the machine may be busy and sanitizers slow.
 constexpr auto kPatience = std::chrono::seconds(120);
 
-// ab's request count. Sanitized builds run the same test with a lighter load.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kAbRequests = 5000;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr int kAbRequests = 5000;
-#else
+// ab's request count, the 20,000 (sanitized builds too: ab itself is not slowed).
 constexpr int kAbRequests = 20000;
-#endif
-#else
-constexpr int kAbRequests = 20000;
-#endif
 
 std::string WorkerLabel(uint32_t id) { return "{worker_id=\"" + std::to_string(id) + "\"}"; }
 
@@ -160,15 +150,15 @@ TEST(PreforkServerTest, CountsEveryAnsweredRequestThroughAWorkerKill) {
   const pid_t ab = StartAb(server.port(), kAbRequests, ab_log);
   ASSERT_GT(ab, 0);
 
-  // Mid-load: ab's requests are being counted and every worker has served some (its in-flight
-  // series exists once it served one), so the victim has counts of its own to lose.
+  // Early in the load: every worker has served some of ab's requests (its in-flight series
+  // exists once it served one), so the victim has counts of its own to lose.
   std::string scrape;
   ASSERT_TRUE(Eventually([&] {
     scrape = server.Scrape();
     for (uint32_t id = 0; id < 4; ++id) {
       if (!SampleValue(scrape, "http_requests_in_flight" + WorkerLabel(id))) return false;
     }
-    return SampleValue(scrape, kGetOk).value_or(0) >= kAbRequests / 20;
+    return true;
   })) << scrape;
 
   // A request of the test's own that blocks its worker; find that worker.
@@ -194,8 +184,9 @@ TEST(PreforkServerTest, CountsEveryAnsweredRequestThroughAWorkerKill) {
   const double before_kill = SampleValue(scrape, kGetOk).value_or(-1);
 
   ASSERT_EQ(kill(victim, SIGKILL), 0);
-  int status = 0;
-  const bool ab_still_running = waitpid(ab, &status, WNOHANG) == 0;
+  int ab_status = 0;
+  const pid_t ab_reaped = waitpid(ab, &ab_status, WNOHANG);
+  const bool ab_still_running = ab_reaped == 0;
   bool closed = false;
   const std::string slow_reply = ReadUntilClosed(slow, std::chrono::seconds(60), &closed);
   close(slow);
@@ -223,7 +214,9 @@ TEST(PreforkServerTest, CountsEveryAnsweredRequestThroughAWorkerKill) {
   // Nothing the victim recorded went with it.
   EXPECT_GE(SampleValue(server.Scrape(), kGetOk).value_or(-1), before_kill);
 
-  ASSERT_EQ(WaitChild(ab, std::chrono::seconds(600)), 0) << Shell("cat " + ab_log);
+  const int ab_rc = ab_reaped == ab ? (WIFEXITED(ab_status) ? WEXITSTATUS(ab_status) : -1)
+                                    : WaitChild(ab, std::chrono::seconds(600));
+  ASSERT_EQ(ab_rc, 0) << Shell("cat " + ab_log);
   std::ifstream in(ab_log);
   const std::string report((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(AbField(report, "Complete requests:"), kAbRequests) << report;
