@@ -15,14 +15,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -37,7 +38,19 @@
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
+// A worker's stop request. Workers keep SIGTERM and SIGINT blocked and read them from a
+// signalfd, so there is no asynchronous handler and a request in flight is never interrupted.
+int g_signal_fd = -1;
+bool g_stopping = false;
+
+// True once SIGTERM or SIGINT arrived (it is read from the signalfd, which never blocks).
+bool Stopping() {
+  signalfd_siginfo si;
+  if (!g_stopping && read(g_signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    g_stopping = true;
+  }
+  return g_stopping;
+}
 
 struct Metrics {
   shmetrics::CounterFamily* requests;
@@ -84,15 +97,16 @@ size_t ReadHead(int fd, int listen_fd, std::string& buf) {
   for (;;) {
     if (const size_t end = buf.find("\r\n\r\n"); end != std::string::npos) return end;
     if (buf.size() > kMaxHeaderBytes) return std::string::npos;
-    pollfd p{fd, POLLIN, 0};
-    const int r = poll(&p, 1, 100);
+    pollfd p[2] = {{fd, POLLIN, 0}, {g_signal_fd, POLLIN, 0}};
+    const int r = poll(p, 2, 100);
     if (r < 0 && errno != EINTR) return std::string::npos;
-    if (r <= 0) {
+    if (r <= 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
       // Idle between requests. Closing here races the client's next request (it may be on the
       // wire already, and the client sees it fail), so it is only done after a timeout, or at
       // once when the worker is stopping and the client has sent nothing of a next request.
+      const bool stopping = Stopping();  // also drains the signalfd that woke the poll
       const auto idle = std::chrono::steady_clock::now() - idle_since;
-      if (buf.empty() && (g_stop || idle >= kKeepAliveTimeout ||
+      if (buf.empty() && (stopping || idle >= kKeepAliveTimeout ||
                           (idle >= kKeepAliveTimeoutWhenBusy && OthersWaiting(listen_fd)))) {
         return std::string::npos;
       }
@@ -157,7 +171,9 @@ void ServeConnection(int fd, int listen_fd, const Metrics& m) {
       if (n < 0 || !SkipBody(fd, buf, static_cast<size_t>(n))) return;
     }
     ++served;
-    if (served >= kMaxKeepAliveRequests || g_stop || OthersWaiting(listen_fd)) keep_alive = false;
+    if (served >= kMaxKeepAliveRequests || Stopping() || OthersWaiting(listen_fd)) {
+      keep_alive = false;
+    }
 
     auto in_flight = m.in_flight->Labels().TrackInProgress();
     if (target == "/crash") _exit(3);
@@ -199,22 +215,30 @@ int WorkerMain(shmetrics::Heap heap, int listen_fd, const Metrics& m, pid_t mast
   // A worker whose master is gone (killed with SIGKILL, say) stops as on SIGTERM.
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != master) return 0;
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { g_stop = 1; };
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
+  // SIGTERM and SIGINT stay blocked (as the master left them) and arrive through the signalfd.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  g_signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (g_signal_fd < 0) {
+    std::fprintf(stderr, "prefork_server: worker %d: signalfd: %s\n", getpid(),
+                 std::strerror(errno));
+    return 1;
+  }
+  sigset_t others;
+  sigemptyset(&others);
+  sigaddset(&others, SIGCHLD);
+  sigprocmask(SIG_UNBLOCK, &others, nullptr);
   try {
     heap.AttachWorker();
   } catch (const shmetrics::Error& e) {
     std::fprintf(stderr, "prefork_server: worker %d: %s\n", getpid(), e.what());
     return 1;
   }
-  while (!g_stop) {
-    pollfd p{listen_fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
+  while (!Stopping()) {
+    pollfd p[2] = {{listen_fd, POLLIN, 0}, {g_signal_fd, POLLIN, 0}};
+    if (poll(p, 2, 1000) <= 0 || (p[0].revents & POLLIN) == 0) continue;
     // The listening socket is non-blocking: the workers woken for one connection race for it.
     const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
@@ -366,7 +390,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Signals are taken by sigwait in the master; workers unblock them.
+  // Blocked in the master, which takes them with sigwait, and in the workers, which inherit the
+  // mask and read SIGTERM and SIGINT from a signalfd.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
