@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "shmetrics/error.h"
@@ -81,6 +82,15 @@ bool WriteAll(int fd, const char* p, size_t n) {
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// The method as a label value: the standard ones, else "other", so clients cannot make up
+// series (or send bytes that are no valid label value).
+std::string_view MethodLabel(std::string_view method) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    if (method == known) return known;
+  }
+  return "other";
 }
 
 // True when a connection waits in the listen queue for a worker.
@@ -180,7 +190,7 @@ void ServeConnection(int fd, int listen_fd, const Metrics& m) {
     if (target.rfind("/slow", 0) == 0) {
       const size_t ms = target.find("ms=");
       const long wait = ms == std::string::npos ? 100 : std::atol(target.c_str() + ms + 3);
-      // Finished even when SIGTERM arrives meanwhile (sleep_for resumes after EINTR).
+      // Finished even when SIGTERM arrives meanwhile: it waits in the signalfd.
       std::this_thread::sleep_for(std::chrono::milliseconds(std::clamp(wait, 0L, 60000L)));
     }
     std::string resp = version + " 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n";
@@ -190,7 +200,7 @@ void ServeConnection(int fd, int listen_fd, const Metrics& m) {
     // Recorded once the answer is sent, so the counts are the requests clients were answered.
     // (A worker killed between the two loses the count of the answer in hand.)
     if (sent) {
-      m.requests->Labels(method, "200").Inc();
+      m.requests->Labels(MethodLabel(method), "200").Inc();
       m.duration->Labels().Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     }
