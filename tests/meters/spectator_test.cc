@@ -16,11 +16,11 @@
 #include "collect/collector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "meters/heap_fixture.h"
 #include "shmetrics/error.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/internal/percentile_buckets.h"
 #include "shmetrics/registry.h"
+#include "util/heap_fixture.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {

@@ -1,6 +1,6 @@
-// A test fixture owning a fresh named heap and a registry over it, for the meter tests.
-#ifndef SHMETRICS_TESTS_METERS_HEAP_FIXTURE_H_
-#define SHMETRICS_TESTS_METERS_HEAP_FIXTURE_H_
+// A test fixture owning a fresh named heap and a registry over it.
+#ifndef SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
+#define SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
 
 #include <stdlib.h>
 
@@ -63,4 +63,4 @@ class HeapTest : public ::testing::Test {
 
 }  // namespace shmetrics::testing
 
-#endif  // SHMETRICS_TESTS_METERS_HEAP_FIXTURE_H_
+#endif  // SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
