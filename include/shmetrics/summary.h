@@ -72,7 +72,8 @@ class Summary {
   uint64_t Count() const noexcept { return cells_[0].Load(); }
   double Sum() const noexcept { return cells_[1].LoadDouble(); }
   // The q-quantile of the current window, as the collector computes it (see above); NaN without
-  // quantiles or when the window is empty. Reads every cell of the sketch: not for the hot path.
+  // quantiles, when the window is empty or q is not in [0, 1]. Reads every cell of the sketch:
+  // not for the hot path.
   double Quantile(double q) const;
 
  private:

@@ -210,6 +210,10 @@ bool SketchIsSane(const Definition& d) {
       !std::isfinite(d.max_value)) {
     return false;
   }
+  for (size_t i = 0; i < d.quantiles.size(); ++i) {
+    if (!(d.quantiles[i] >= 0 && d.quantiles[i] <= 1)) return false;
+    if (i > 0 && !(d.quantiles[i] > d.quantiles[i - 1])) return false;
+  }
   const internal::SketchLayout s = MakeSketchLayout(d);
   return s.per_octave >= 1 && s.num_buckets >= 3 && s.cells() <= kMaxSketchCells;
 }

@@ -40,7 +40,7 @@ void SketchLayout::WindowCounts(const Cell* cells, uint64_t now_slice,
 double SketchLayout::Quantile(std::span<const uint64_t> counts, double q) const noexcept {
   uint64_t total = 0;
   for (uint64_t c : counts) total += c;
-  if (total == 0) return std::numeric_limits<double>::quiet_NaN();
+  if (total == 0 || !(q >= 0 && q <= 1)) return std::numeric_limits<double>::quiet_NaN();
   uint64_t rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(total)));
   if (rank < 1) rank = 1;
   if (rank > total) rank = total;

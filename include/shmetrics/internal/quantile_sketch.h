@@ -93,7 +93,7 @@ struct SketchLayout {
   void WindowCounts(const Cell* cells, uint64_t now_slice, std::vector<uint64_t>* counts) const;
   // The q-quantile (0 <= q <= 1) of the window: the representative of the bucket holding the
   // observation of rank max(1, ceil(q * n)) (1-based, in ascending order) among the n in the
-  // window. NaN when the window is empty.
+  // window. NaN when the window is empty or q is not in [0, 1].
   double Quantile(std::span<const uint64_t> counts, double q) const noexcept;
 };
 
