@@ -13,10 +13,11 @@
 // percentile from the counts exactly as Spectator's PercentileBuckets.percentile does (linear
 // interpolation inside the bucket where the running count crosses p percent).
 //
-// Exposition (OpenMetrics): a histogram. Bucket i of the kept range is `le` = its largest
-// integer value (Spectator's next bucket value minus 1; in seconds for timers, whose family gets
-// the unit "seconds"), followed by +Inf; `_count` is the sum of the counts and `_sum` the total
-// (in seconds for timers). Values are counted as recorded, not clamped, in `_sum`.
+// Exposition (OpenMetrics): a histogram. Bucket i of the kept range is exposed with `le` = the
+// largest integer Spectator's index function puts in it (internal::percentile_buckets::LargestIn,
+// e.g. 1020 for the bucket of 1000; in seconds for timers, whose family gets the unit "seconds"),
+// so the cumulative counts are exact; then +Inf. `_count` is the sum of the counts, `_sum` the
+// total of the values as recorded, not clamped (in seconds for timers).
 //
 // Thread safety: safe from any thread of any process attached to the heap, without external
 // synchronization. Record never throws, allocates, locks (except with mutex cells) or makes a
