@@ -165,12 +165,12 @@ bool Selected(const CollectOptions& o, const Definition& d) {
     return std::find(o.names.begin(), o.names.end(), n) != o.names.end();
   };
   if (has(d.name)) return true;
-  static constexpr std::string_view kSuffixes[] = {
-      "_total", "_created", "_bucket", "_count", "_sum", "_info", "_max", "_sum_of_squares"};
+  static constexpr std::string_view kSuffixes[] = {"_total", "_created", "_bucket",
+                                                   "_count", "_sum",     "_info"};
   for (std::string_view s : kSuffixes) {
     if (has(d.name + std::string(s))) return true;
   }
-  return false;
+  return HasCompanions(d.type) && (has(d.name + "_max") || has(d.name + "_sum_of_squares"));
 }
 
 expose::MetricType ToExpose(MetricType t) {

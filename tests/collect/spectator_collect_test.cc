@@ -167,6 +167,8 @@ TEST_F(SpectatorCollectTest, NameFilterSelectsTimersByAnySampleName) {
     EXPECT_THAT(text, HasSubstr("db_seconds_sum_of_squares 1e-06\n")) << name;
     EXPECT_THAT(text, Not(HasSubstr("other")));
   }
+  // Only timers and distribution summaries have _max samples.
+  EXPECT_THAT(Text({.names = {"other_max"}, .self_metrics = false}), Not(HasSubstr("other")));
 }
 
 // Collecting from a read-only copy whose records were damaged fails cleanly, never crashes.
