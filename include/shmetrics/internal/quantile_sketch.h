@@ -14,14 +14,23 @@
 // E = floor(unix_ns / slice_ns) writes ring slot E mod slices. Each cell is one 64-bit word:
 //   bits 63..32  tag: the low 32 bits of the slice number the count belongs to
 //   bits 31..0   count of observations in that slice (saturates at 2^32 - 1)
-// Invariant: a word's tag only moves forward (in 32-bit serial-number order).
-// A writer in slice E updates the word with one compare-exchange: the same or a newer tag (up to
-// kAhead slices newer) -> count + 1, keeping the tag; any other tag -> (E, 1), which retires the
-// old slice's count. No lock, no
-// separate reset step, so nothing can be lost to a race: every completed observation is counted
-// in exactly one slice (a writer whose clock is behind another's adds to the newer slice). A
-// reader at slice N counts the words whose tag t satisfies -slices < N - t < slices: the current
-// slice and the slices - 1 before it, that is between max_age * (1 - 1/slices) and max_age.
+// A writer in slice E updates the word with one compare-exchange: when the tag is E or up to
+// kAhead slices newer, count + 1, keeping the tag; otherwise (an older slice, or empty) (E, 1),
+// which retires the old slice's count. A reader at slice N counts the words whose tag t
+// satisfies -slices < (int32)(N - t) < slices: the current slice and the slices - 1 before it,
+// that is the observations of the last max_age * (1 - 1/slices) to max_age.
+// Invariant: a word's tag never moves back by less than kAhead slices.
+//
+// Races. There is no separate reset step and every update is one compare-exchange, so a process
+// killed at any instruction leaves each word old or new, and two writers can never wipe each
+// other's counts: a writer racing with the retirement of a slice either retires it itself or
+// sees the new tag and adds to it. A writer delayed between its clock read and its update past the
+// end of its slice counts its observation in the newer slice it finds (misattributed by at most
+// its own delay); one delayed by kAhead slices or more (or a wall clock stepped back that far)
+// would retire the newer slice's count of that one bucket — the one way to lose observations,
+// besides saturation at 2^32 - 1 per bucket per slice. Count and sum, outside the sketch, are
+// never lost. Readers copy word by word without stopping writers: a scrape may see a concurrent
+// observation in the sketch and not yet in the count, never a torn word.
 //
 // Visible because Summary::Observe inlines it; not API.
 #ifndef SHMETRICS_INTERNAL_QUANTILE_SKETCH_H_
