@@ -4,6 +4,7 @@
 // exits 0. The reference input for format tests: `shmetrics dump --heap NAME` shows every type.
 #include <signal.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -47,6 +48,22 @@ int main(int argc, char** argv) {
     auto& info = registry.AddInfo("build", "Build information", {"version", "revision"});
     auto& state = registry.AddStateSet("mode", "Operating mode", {"component"},
                                        {"starting", "serving", "draining"});
+    auto& quantiles = registry.AddSummary("rpc_latency", "RPC latency with quantiles", {"method"},
+                                          {.unit = "seconds", .quantiles = {0.5, 0.9, 0.99}});
+    auto& timer = registry.AddTimer("db_query", "Database queries", {"table"});
+    auto& dist = registry.AddDistributionSummary("batch_size", "Items per batch", {"queue"},
+                                                 {.unit = "items"});
+    auto& max_gauge =
+        registry.AddMaxGauge("queue_peak", "Deepest queue since the last scrape", {"queue"});
+    auto& age =
+        registry.AddAgeGauge("last_refresh", "Seconds since the cache was refreshed", {"cache"});
+    auto& ttl_gauge = registry.AddGauge("heartbeat_value", "A gauge with a time-to-live",
+                                        {"source"}, {.ttl = shmetrics::kSpectatorGaugeTtl});
+    auto& pct_timer = registry.AddPercentileTimer(
+        "fetch", "Fetch latency", {"backend"},
+        {.min = std::chrono::milliseconds(1), .max = std::chrono::seconds(10)});
+    auto& pct_dist = registry.AddPercentileDistributionSummary("response", "Response sizes",
+                                                               {"route"}, {.unit = "bytes"});
     info.Labels("1.0.0", "abc123");
     counter.Labels(tricky).IncWithExemplar(1, {{"trace_id", "4bf92f3577b34da6"}});
     gauge.Labels("inf").Set(std::numeric_limits<double>::infinity());
@@ -55,6 +72,9 @@ int main(int argc, char** argv) {
     gauge.Labels("small").Set(1e-300);
     per_worker.Labels("mail").Set(3);
     state.Labels("api").SetOnly("serving");
+    age.Labels("users").Reset();
+    ttl_gauge.Labels("alive").Set(1);
+    ttl_gauge.Labels("gone").Set(std::nan(""));  // not exposed: NaN under a ttl
     std::printf("ready\n");
     std::fflush(stdout);
     timespec tick{0, 100 * 1000 * 1000};
@@ -67,6 +87,12 @@ int main(int argc, char** argv) {
       histogram.Labels("/api").ObserveWithExemplar(0.001 * (i % 2000),
                                                    {{"trace_id", std::to_string(i)}});
       summary.Labels("json").Observe(100 + i % 50);
+      quantiles.Labels("Get").Observe(0.001 * (1 + i % 100));
+      timer.Labels("users").Record(std::chrono::microseconds(100 + i % 900));
+      dist.Labels("mail").Record(i % 64);
+      max_gauge.Labels("mail").Set(i % 17);
+      pct_timer.Labels("s3").Record(std::chrono::microseconds(500 * (1 + i % 40)));
+      pct_dist.Labels("/api").Record(1000 + 37 * (i % 300));
     }
     shmetrics::Heap::Remove(name);
     return 0;

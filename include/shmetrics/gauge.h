@@ -2,7 +2,8 @@
 //
 // By default (GaugeMode::kShared) a gauge is one double in the heap: Set stores it, Inc/Dec add
 // to it atomically, whichever process calls them. With a per-worker mode (see GaugeMode in
-// registry.h) each worker writes its own value and the collector combines them.
+// registry.h) each worker writes its own value and the collector combines them. With a
+// time-to-live (GaugeOptions::ttl) a value not set within the ttl, or set to NaN, is not exposed.
 //
 // Thread safety: safe from any thread of any process attached to the heap, without external
 // synchronization. Updates never throw, allocate or lock (except with mutex cells).
@@ -30,7 +31,8 @@ class Gauge {
   explicit Gauge(const internal::SeriesRef& ref)
       : cells_(reinterpret_cast<internal::Cell*>(ref.record + internal::kSeriesCellsOffset)),
         stripes_(ref.family->stripes()),
-        stride_(ref.family->stripe_stride()) {}
+        stride_(ref.family->stripe_stride()),
+        stamp_(ref.family->stripes() > 1 || ref.family->ttl_ns() != 0) {}
 
   void Set(double v) noexcept {
     internal::Cell* c = Mine();
@@ -63,7 +65,8 @@ class Gauge {
   [[nodiscard]] Timer StartTimer() noexcept;
 
  private:
-  // Per-worker stripes hold [value, last set (Unix ns), worker epoch].
+  // Per-worker stripes hold [value, last set (Unix ns), worker epoch]; a shared gauge with a
+  // time-to-live holds [value, last set (Unix ns)].
   internal::Cell* Mine() const noexcept {
     if (stripes_ <= 1) return cells_;
     const uint32_t s = internal::g_worker_stripe.load(std::memory_order_relaxed);
@@ -78,14 +81,15 @@ class Gauge {
     }
   }
   void Stamp(internal::Cell* c) const noexcept {
-    if (stripes_ <= 1) return;
+    if (!stamp_) return;
     c[1].Store(internal::NowUnixNanos());
-    c[2].Store(internal::g_worker_epoch.load(std::memory_order_relaxed));
+    if (stripes_ > 1) c[2].Store(internal::g_worker_epoch.load(std::memory_order_relaxed));
   }
 
   internal::Cell* cells_;
   uint32_t stripes_;
   uint32_t stride_;
+  bool stamp_;  // per-worker, or with a time-to-live: Set and Inc record when
 };
 
 class Gauge::InProgress {

@@ -30,6 +30,7 @@
 #define SHMETRICS_REGISTRY_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <map>
@@ -40,13 +41,18 @@
 #include <utility>
 #include <vector>
 
+#include "shmetrics/age_gauge.h"
 #include "shmetrics/counter.h"
+#include "shmetrics/distribution_summary.h"
 #include "shmetrics/gauge.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/histogram.h"
 #include "shmetrics/info.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/max_gauge.h"
+#include "shmetrics/percentile_timer.h"
 #include "shmetrics/summary.h"
+#include "shmetrics/timer.h"
 
 namespace shmetrics {
 
@@ -86,6 +92,59 @@ struct GaugeOptions {
   uint32_t max_children = 0;  // as MetricOptions::max_children
   // Default: kShared. See GaugeMode.
   GaugeMode mode = GaugeMode::kShared;
+  // Default: 0, off. A time-to-live, as Spectator gives gauges (it uses 15 minutes): a series
+  // (for per-worker modes, a worker's value) not set for longer than ttl is not exposed, and
+  // with a ttl setting NaN stops exposing it too, until the next Set. A series never set is not
+  // exposed. REQUIRES: 0 or at least 1 ms. Costs a shared gauge a second cell and a second
+  // relaxed store per update (a clock read, vDSO); per-worker gauges stamp their sets anyway.
+  std::chrono::nanoseconds ttl = std::chrono::nanoseconds(0);
+};
+// Spectator's default gauge time-to-live.
+inline constexpr std::chrono::minutes kSpectatorGaugeTtl{15};
+
+struct SummaryOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: none (count and sum only). Quantiles to report over the sliding window, each in
+  // [0, 1], no NaN, no duplicates, at most 64; given in any order, reported ascending.
+  std::vector<double> quantiles = {};
+  // Default: 10 minutes. The sliding window of the quantiles. REQUIRES: max_age / age_buckets is
+  // at least 100 ms (the coarse clock's resolution is a few ms).
+  std::chrono::nanoseconds max_age = std::chrono::minutes(10);
+  // Default: 5. Time slices the window is cut into (1..1024); the window slides by one slice.
+  uint32_t age_buckets = 5;
+  // Default: 0.01. Relative error bound of every quantile inside [min_value, max_value], in
+  // [0.0001, 0.5]. Smaller costs more cells: about 1 / (2 * relative_accuracy) per octave.
+  double relative_accuracy = 0.01;
+  // Default: 1e-6 and 1e6. The range with the relative error bound (see summary.h).
+  // REQUIRES: 0 < min_value <= max_value, finite; at most 2^18 cells in all.
+  double min_value = 1e-6;
+  double max_value = 1e6;
+};
+
+struct TimerOptions {
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+};
+
+struct DistributionSummaryOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+};
+
+struct PercentileTimerOptions {
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: 0 and the int64 maximum of nanoseconds (all 276 buckets). Durations are clamped
+  // into [min, max] and only the buckets in between exist. REQUIRES: 0 <= min <= max.
+  std::chrono::nanoseconds min = std::chrono::nanoseconds(0);
+  std::chrono::nanoseconds max = std::chrono::nanoseconds::max();
+};
+
+struct PercentileDistributionSummaryOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: 0 and the int64 maximum (all 276 buckets), as PercentileTimerOptions.
+  int64_t min = 0;
+  int64_t max = INT64_MAX;
 };
 
 struct HistogramOptions {
@@ -146,6 +205,12 @@ using HistogramFamily = Family<Histogram>;
 using SummaryFamily = Family<Summary>;
 using InfoFamily = Family<Info>;
 using StateSetFamily = Family<StateSet>;
+using TimerFamily = Family<Timer>;
+using DistributionSummaryFamily = Family<DistributionSummary>;
+using MaxGaugeFamily = Family<MaxGauge>;
+using AgeGaugeFamily = Family<AgeGauge>;
+using PercentileTimerFamily = Family<PercentileTimer>;
+using PercentileDistributionSummaryFamily = Family<PercentileDistributionSummary>;
 
 class Registry {
  public:
@@ -167,9 +232,31 @@ class Registry {
                         const GaugeOptions& options = {});
   HistogramFamily& AddHistogram(std::string_view name, std::string_view help,
                                 LabelNames labels = {}, const HistogramOptions& options = {});
+  // With SummaryOptions::quantiles the label "quantile" is reserved and the quantiles are
+  // validated (see SummaryOptions).
   SummaryFamily& AddSummary(std::string_view name, std::string_view help, LabelNames labels = {},
-                            const MetricOptions& options = {});
+                            const SummaryOptions& options = {});
   InfoFamily& AddInfo(std::string_view name, std::string_view help, LabelNames labels);
+  // Spectator's meters. Timers and percentile timers have the unit "seconds" (appended to the
+  // name when missing). A timer or distribution summary named N also owns the names N_max and
+  // N_sum_of_squares (see timer.h): kAlreadyExists when either is taken, and later families of
+  // those names are refused.
+  TimerFamily& AddTimer(std::string_view name, std::string_view help, LabelNames labels = {},
+                        const TimerOptions& options = {});
+  DistributionSummaryFamily& AddDistributionSummary(std::string_view name, std::string_view help,
+                                                    LabelNames labels = {},
+                                                    const DistributionSummaryOptions& options = {});
+  MaxGaugeFamily& AddMaxGauge(std::string_view name, std::string_view help, LabelNames labels = {},
+                              const MetricOptions& options = {});
+  AgeGaugeFamily& AddAgeGauge(std::string_view name, std::string_view help, LabelNames labels = {},
+                              const MetricOptions& options = {});
+  // The label "le" is reserved, as for histograms.
+  PercentileTimerFamily& AddPercentileTimer(std::string_view name, std::string_view help,
+                                            LabelNames labels = {},
+                                            const PercentileTimerOptions& options = {});
+  PercentileDistributionSummaryFamily& AddPercentileDistributionSummary(
+      std::string_view name, std::string_view help, LabelNames labels = {},
+      const PercentileDistributionSummaryOptions& options = {});
   StateSetFamily& AddStateSet(std::string_view name, std::string_view help, LabelNames labels,
                               std::vector<std::string> states);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -14,6 +15,9 @@
 #include "process/process_metrics.h"
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/percentile_buckets.h"
+#include "shmetrics/internal/quantile_sketch.h"
+#include "shmetrics/max_gauge.h"
 
 namespace shmetrics::collect {
 namespace {
@@ -35,6 +39,20 @@ struct FamilyView {
 absl::Status Corrupt(const shm::Segment& seg, std::string_view what) {
   return absl::DataLossError(
       absl::StrCat(seg.location().Describe(), " is corrupt: ", std::string(what)));
+}
+
+bool PercentileRangeIsSane(const Definition& d) {
+  if (d.type != MetricType::kPercentileTimer &&
+      d.type != MetricType::kPercentileDistributionSummary) {
+    return true;
+  }
+  return d.percentile_first <= d.percentile_last &&
+         d.percentile_last < internal::percentile_buckets::kLength &&
+         d.bounds.size() == d.percentile_last - d.percentile_first + 1;
+}
+
+bool HasCompanions(MetricType t) {
+  return t == MetricType::kTimer || t == MetricType::kDistributionSummary;
 }
 
 absl::StatusOr<FamilyView> ReadFamily(const shm::Segment& seg, std::string_view key, uint64_t off) {
@@ -60,25 +78,11 @@ absl::StatusOr<FamilyView> ReadFamily(const shm::Segment& seg, std::string_view 
                rec->exemplar_slots,
                rec->series_table.load(std::memory_order_acquire)};
   // Everything a series read relies on must agree with the definition.
-  uint32_t want_cells = 1, want_slots = 0;
-  switch (f.def.type) {
-    case MetricType::kCounter:
-      want_cells = 2;
-      want_slots = 1;
-      break;
-    case MetricType::kGauge:
-      want_cells = f.def.gauge_mode == GaugeMode::kShared ? 1 : 3;
-      break;
-    case MetricType::kHistogram:
-      want_cells = 2 + static_cast<uint32_t>(f.def.bounds.size());
-      want_slots = want_cells - 1;
-      break;
-    case MetricType::kSummary:
-      want_cells = 2;
-      break;
-    default:
-      break;
+  if (!meters::SketchIsSane(f.def) || !PercentileRangeIsSane(f.def)) {
+    return Corrupt(seg, absl::StrCat("meter parameters of \"", name, "\" are inconsistent"));
   }
+  const uint32_t want_cells = meters::CellsPerStripe(f.def);
+  const uint32_t want_slots = meters::ExemplarSlots(f.def);
   const uint64_t want_size =
       internal::kSeriesCellsOffset + uint64_t{f.stripes} * f.stride * sizeof(Cell);
   if (f.def.name != key || f.cells != want_cells || f.exemplar_slots != want_slots ||
@@ -166,7 +170,7 @@ bool Selected(const CollectOptions& o, const Definition& d) {
   for (std::string_view s : kSuffixes) {
     if (has(d.name + std::string(s))) return true;
   }
-  return false;
+  return HasCompanions(d.type) && (has(d.name + "_max") || has(d.name + "_sum_of_squares"));
 }
 
 expose::MetricType ToExpose(MetricType t) {
@@ -183,6 +187,15 @@ expose::MetricType ToExpose(MetricType t) {
       return expose::MetricType::kInfo;
     case MetricType::kStateSet:
       return expose::MetricType::kStateSet;
+    case MetricType::kTimer:
+    case MetricType::kDistributionSummary:
+      return expose::MetricType::kSummary;
+    case MetricType::kMaxGauge:
+    case MetricType::kAgeGauge:
+      return expose::MetricType::kGauge;
+    case MetricType::kPercentileTimer:
+    case MetricType::kPercentileDistributionSummary:
+      return expose::MetricType::kHistogram;
   }
   return expose::MetricType::kUnknown;
 }
@@ -192,12 +205,29 @@ struct WorkerState {
   uint64_t epoch = 0;
 };
 
+// What one collection shares between families.
+struct Moment {
+  uint64_t now_unix_ns;    // for gauge time-to-live and age gauges
+  uint64_t now_coarse_ns;  // for quantile windows (the clock writers use)
+  bool reset_maxima;       // the heap is writable and the caller asked for it
+};
+
+// Which samples of a family a pass writes: a timer or distribution summary is three families.
+enum class Pass { kMain, kMax, kSumOfSquares };
+
 // Emits the series of one family.
 class FamilyWriter {
  public:
   FamilyWriter(const shm::Segment& seg, expose::Encoder& enc, const FamilyView& f,
-               const std::vector<WorkerState>& workers, bool creator_alive)
-      : seg_(seg), enc_(enc), f_(f), workers_(workers), creator_alive_(creator_alive) {}
+               const std::vector<WorkerState>& workers, bool creator_alive, const Moment& moment,
+               Pass pass = Pass::kMain)
+      : seg_(seg),
+        enc_(enc),
+        f_(f),
+        workers_(workers),
+        creator_alive_(creator_alive),
+        moment_(moment),
+        pass_(pass) {}
 
   absl::Status Run() {
     const FamilyView& f = f_;
@@ -229,6 +259,10 @@ class FamilyWriter {
  private:
   void Series(const SeriesHeader* h, const Cell* cells) {
     const std::optional<double> created = static_cast<double>(h->created_unix_ns) / 1e9;
+    if (pass_ != Pass::kMain) {
+      Companion(cells);
+      return;
+    }
     switch (f_.def.type) {
       case MetricType::kCounter: {
         double v = 0;
@@ -267,8 +301,49 @@ class FamilyWriter {
         break;
       }
       case MetricType::kSummary:
+        Summary(cells, created);
+        break;
+      case MetricType::kTimer:
+        // Cells: count, total ns, sum of squares ns^2, max ns.
+        enc_.Summary(labels_, cells[0].Load(), static_cast<double>(cells[1].Load()) / 1e9, {},
+                     created);
+        break;
+      case MetricType::kDistributionSummary:
         enc_.Summary(labels_, cells[0].Load(), cells[1].LoadDouble(), {}, created);
         break;
+      case MetricType::kMaxGauge: {
+        const uint64_t bits = moment_.reset_maxima
+                                  ? Writable(cells)[0].Exchange(internal::kEmptyMaxBits)
+                                  : cells[0].Load();
+        if (bits != internal::kEmptyMaxBits) enc_.Gauge(labels_, std::bit_cast<double>(bits));
+        break;
+      }
+      case MetricType::kAgeGauge: {
+        const uint64_t reset = cells[0].Load();
+        const uint64_t since = reset != 0 ? reset : h->created_unix_ns;
+        const double age = moment_.now_unix_ns > since
+                               ? static_cast<double>(moment_.now_unix_ns - since) / 1e9
+                               : 0.0;
+        enc_.Gauge(labels_, age);
+        break;
+      }
+      case MetricType::kPercentileTimer:
+      case MetricType::kPercentileDistributionSummary: {
+        // Cells: total (ns or amount), then the counts of the kept buckets.
+        const size_t n = f_.def.bounds.size();
+        cumulative_.resize(n + 1);
+        uint64_t running = 0;
+        for (size_t i = 0; i < n; ++i) {
+          running += cells[1 + i].Load();
+          cumulative_[i] = running;
+        }
+        cumulative_[n] = running;
+        const double total = static_cast<double>(cells[0].Load());
+        const bool timer = f_.def.type == MetricType::kPercentileTimer;
+        enc_.Histogram(labels_, f_.def.bounds, cumulative_, timer ? total / 1e9 : total, created,
+                       {});
+        break;
+      }
       case MetricType::kInfo:
         enc_.Info(labels_);
         break;
@@ -284,10 +359,45 @@ class FamilyWriter {
     }
   }
 
+  // The collector resets maxima only where the segment is writable (Moment::reset_maxima).
+  static Cell* Writable(const Cell* cells) { return const_cast<Cell*>(cells); }
+
+  // A value set at `stamp` (Unix ns, 0 = never) is past its time-to-live, or NaN under one.
+  bool Expired(uint64_t stamp, double v) const {
+    const uint64_t ttl = f_.def.ttl_ns;
+    if (ttl == 0) return false;
+    return stamp == 0 || std::isnan(v) ||
+           (moment_.now_unix_ns > stamp && moment_.now_unix_ns - stamp > ttl);
+  }
+
+  void Summary(const Cell* cells, std::optional<double> created) {
+    quantiles_.clear();
+    if (!f_.def.quantiles.empty()) {
+      const internal::SketchLayout sketch = meters::MakeSketchLayout(f_.def);
+      sketch.WindowCounts(cells + 2, sketch.Slice(moment_.now_coarse_ns), &window_);
+      for (double q : f_.def.quantiles) quantiles_.push_back({q, sketch.Quantile(window_, q)});
+    }
+    enc_.Summary(labels_, cells[0].Load(), cells[1].LoadDouble(), quantiles_, created);
+  }
+
+  // The _max and _sum_of_squares gauges of timers and distribution summaries.
+  void Companion(const Cell* cells) {
+    const bool timer = f_.def.type == MetricType::kTimer;
+    if (pass_ == Pass::kSumOfSquares) {
+      const double sq = cells[2].LoadDouble();
+      enc_.Gauge(labels_, timer ? sq / 1e18 : sq);
+      return;
+    }
+    const uint64_t bits = moment_.reset_maxima ? Writable(cells)[3].Exchange(0) : cells[3].Load();
+    enc_.Gauge(labels_, timer ? static_cast<double>(bits) / 1e9 : std::bit_cast<double>(bits));
+  }
+
   void Gauge(const Cell* cells) {
     const GaugeMode mode = f_.def.gauge_mode;
     if (mode == GaugeMode::kShared) {
-      enc_.Gauge(labels_, cells[0].LoadDouble());
+      const double v = cells[0].LoadDouble();
+      if (f_.def.ttl_ns != 0 && Expired(cells[1].Load(), v)) return;
+      enc_.Gauge(labels_, v);
       return;
     }
     const bool live = mode >= GaugeMode::kLiveSum;
@@ -307,6 +417,7 @@ class FamilyWriter {
         if (!ok) continue;
       }
       const double v = c[0].LoadDouble();
+      if (Expired(stamp, v)) continue;
       switch (base) {
         case GaugeMode::kSum:
           agg += v;
@@ -342,6 +453,8 @@ class FamilyWriter {
   const FamilyView& f_;
   const std::vector<WorkerState>& workers_;
   const bool creator_alive_;
+  const Moment& moment_;
+  const Pass pass_;
   absl::Status status_;
   // Reused across series, so a scrape allocates per family, not per series.
   std::vector<expose::Label> labels_;
@@ -349,6 +462,8 @@ class FamilyWriter {
   std::vector<ExemplarCopy> bucket_ex_;
   std::vector<const expose::Exemplar*> exemplar_ptrs_;
   std::vector<expose::State> states_;
+  std::vector<expose::Quantile> quantiles_;
+  std::vector<uint64_t> window_;
   ExemplarCopy ex_;
   std::string worker_label_;
 };
@@ -406,11 +521,32 @@ absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const Collec
     workers[w.id] = {w.alive, w.epoch};
   }
   const bool creator_alive = seg.CreatorAlive();
+  const Moment moment{internal::NowUnixNanos(), internal::CoarseNowUnixNanos(),
+                      options.reset_maxima && !seg.read_only()};
   for (const FamilyView& f : families) {
     if (!Selected(options, f.def)) continue;
     enc.BeginFamily({f.def.name, ToExpose(f.def.type), f.def.help, f.def.unit});
-    FamilyWriter writer(seg, enc, f, workers, creator_alive);
-    absl::Status s = writer.Run();
+    absl::Status s = FamilyWriter(seg, enc, f, workers, creator_alive, moment).Run();
+    enc.EndFamily();
+    if (!s.ok()) return s;
+    if (!HasCompanions(f.def.type)) continue;
+    // Separate gauge families, without a unit: N_seconds_max does not end in _seconds.
+    const std::string max_name = f.def.name + "_max";
+    const std::string sq_name = f.def.name + "_sum_of_squares";
+    enc.BeginFamily({max_name, expose::MetricType::kGauge,
+                     f.def.type == MetricType::kTimer
+                         ? "Largest duration since the previous scrape, in seconds."
+                         : "Largest amount since the previous scrape.",
+                     ""});
+    s = FamilyWriter(seg, enc, f, workers, creator_alive, moment, Pass::kMax).Run();
+    enc.EndFamily();
+    if (!s.ok()) return s;
+    enc.BeginFamily({sq_name, expose::MetricType::kGauge,
+                     f.def.type == MetricType::kTimer ? "Sum of the squares of the durations, "
+                                                        "in seconds squared."
+                                                      : "Sum of the squares of the amounts.",
+                     ""});
+    s = FamilyWriter(seg, enc, f, workers, creator_alive, moment, Pass::kSumOfSquares).Run();
     enc.EndFamily();
     if (!s.ok()) return s;
   }

@@ -28,6 +28,10 @@ struct CollectOptions {
   // Default: true. process_* metrics of every live worker and of the heap's creator, read from
   // /proc, labelled worker_id="<id>" and worker_id="master".
   bool process_metrics = true;
+  // Default: true. Empty every MaxGauge and the max of every Timer and DistributionSummary as
+  // they are read (one atomic exchange each), so the next collection shows the largest value
+  // since this one. Ignored for a read-only segment, which cannot be written.
+  bool reset_maxima = true;
 };
 
 // Encodes every family of the heap. Does not call Finish(): the caller may add more.

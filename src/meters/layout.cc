@@ -1,5 +1,8 @@
 #include "meters/layout.h"
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -8,13 +11,19 @@
 namespace shmetrics::meters {
 namespace {
 
-constexpr uint32_t kDefinitionFormat = 1;
+constexpr uint32_t kDefinitionFormat = 2;
 
 void PutU32(std::string* out, uint32_t v) {
   char b[4];
   std::memcpy(b, &v, 4);
   out->append(b, 4);
 }
+void PutU64(std::string* out, uint64_t v) {
+  char b[8];
+  std::memcpy(b, &v, 8);
+  out->append(b, 8);
+}
+void PutF64(std::string* out, double v) { PutU64(out, std::bit_cast<uint64_t>(v)); }
 void PutStr(std::string* out, std::string_view s) {
   PutU32(out, static_cast<uint32_t>(s.size()));
   out->append(s.data(), s.size());
@@ -31,6 +40,12 @@ class Reader {
     return true;
   }
   bool F64(double* v) {
+    if (b_.size() < 8) return false;
+    std::memcpy(v, b_.data(), 8);
+    b_.remove_prefix(8);
+    return true;
+  }
+  bool U64(uint64_t* v) {
     if (b_.size() < 8) return false;
     std::memcpy(v, b_.data(), 8);
     b_.remove_prefix(8);
@@ -56,7 +71,11 @@ class Reader {
 bool Definition::SameShape(const Definition& o) const {
   return name == o.name && unit == o.unit && type == o.type && gauge_mode == o.gauge_mode &&
          striped == o.striped && label_names == o.label_names && const_labels == o.const_labels &&
-         bounds == o.bounds && states == o.states;
+         bounds == o.bounds && states == o.states && ttl_ns == o.ttl_ns &&
+         quantiles == o.quantiles && max_age_ns == o.max_age_ns && age_buckets == o.age_buckets &&
+         relative_accuracy == o.relative_accuracy && min_value == o.min_value &&
+         max_value == o.max_value && percentile_first == o.percentile_first &&
+         percentile_last == o.percentile_last;
 }
 
 std::string EncodeDefinition(const Definition& d) {
@@ -83,6 +102,16 @@ std::string EncodeDefinition(const Definition& d) {
   }
   PutU32(&out, static_cast<uint32_t>(d.states.size()));
   for (const auto& s : d.states) PutStr(&out, s);
+  PutU64(&out, d.ttl_ns);
+  PutU32(&out, static_cast<uint32_t>(d.quantiles.size()));
+  for (double q : d.quantiles) PutF64(&out, q);
+  PutU64(&out, d.max_age_ns);
+  PutU32(&out, d.age_buckets);
+  PutF64(&out, d.relative_accuracy);
+  PutF64(&out, d.min_value);
+  PutF64(&out, d.max_value);
+  PutU32(&out, d.percentile_first);
+  PutU32(&out, d.percentile_last);
   return out;
 }
 
@@ -94,7 +123,7 @@ absl::StatusOr<Definition> DecodeDefinition(std::string_view bytes) {
     return absl::DataLossError(absl::StrCat("malformed family definition: ", std::string(what)));
   };
   if (!r.U32(&format) || format != kDefinitionFormat) return bad("unknown format");
-  if (!r.U32(&type) || type < 1 || type > 6) return bad("unknown type");
+  if (!r.U32(&type) || type < 1 || type > 12) return bad("unknown type");
   if (!r.U32(&mode) || mode > 10) return bad("unknown gauge mode");
   if (!r.U32(&flags)) return bad("truncated");
   d.type = static_cast<MetricType>(type);
@@ -121,8 +150,96 @@ absl::StatusOr<Definition> DecodeDefinition(std::string_view bytes) {
   for (auto& s : d.states) {
     if (!r.Str(&s)) return bad("states");
   }
+  if (!r.U64(&d.ttl_ns)) return bad("ttl");
+  if (!r.Count(&n, 8)) return bad("quantile count");
+  d.quantiles.resize(n);
+  for (double& q : d.quantiles) {
+    if (!r.F64(&q)) return bad("quantiles");
+  }
+  if (!r.U64(&d.max_age_ns) || !r.U32(&d.age_buckets) || !r.F64(&d.relative_accuracy) ||
+      !r.F64(&d.min_value) || !r.F64(&d.max_value) || !r.U32(&d.percentile_first) ||
+      !r.U32(&d.percentile_last)) {
+    return bad("meter parameters");
+  }
   if (!r.done()) return bad("trailing bytes");
   return d;
+}
+
+uint32_t CellsPerStripe(const Definition& d) {
+  switch (d.type) {
+    case MetricType::kCounter:
+      return 2;
+    case MetricType::kGauge:
+      if (d.gauge_mode != GaugeMode::kShared) return 3;
+      return d.ttl_ns != 0 ? 2 : 1;
+    case MetricType::kHistogram:
+      return 2 + static_cast<uint32_t>(d.bounds.size());
+    case MetricType::kSummary:
+      return 2 + static_cast<uint32_t>(MakeSketchLayout(d).cells());
+    case MetricType::kTimer:
+    case MetricType::kDistributionSummary:
+      return 4;
+    case MetricType::kPercentileTimer:
+    case MetricType::kPercentileDistributionSummary:
+      return 1 + static_cast<uint32_t>(d.bounds.size());
+    case MetricType::kInfo:
+    case MetricType::kStateSet:
+    case MetricType::kMaxGauge:
+    case MetricType::kAgeGauge:
+      return 1;
+  }
+  return 1;
+}
+
+uint32_t ExemplarSlots(const Definition& d) {
+  switch (d.type) {
+    case MetricType::kCounter:
+      return 1;
+    case MetricType::kHistogram:
+      return 1 + static_cast<uint32_t>(d.bounds.size());
+    default:
+      return 0;
+  }
+}
+
+bool SketchIsSane(const Definition& d) {
+  if (d.quantiles.empty()) return true;
+  if (d.quantiles.size() > 64 || d.age_buckets == 0 || d.age_buckets > 1024 ||
+      d.max_age_ns < d.age_buckets || !(d.relative_accuracy >= 1e-4) ||
+      !(d.relative_accuracy < 1) || !(d.min_value > 0) || !(d.max_value >= d.min_value) ||
+      !std::isfinite(d.max_value)) {
+    return false;
+  }
+  for (size_t i = 0; i < d.quantiles.size(); ++i) {
+    if (!(d.quantiles[i] >= 0 && d.quantiles[i] <= 1)) return false;
+    if (i > 0 && !(d.quantiles[i] > d.quantiles[i - 1])) return false;
+  }
+  const internal::SketchLayout s = MakeSketchLayout(d);
+  return s.per_octave >= 1 && s.num_buckets >= 3 && s.cells() <= kMaxSketchCells;
+}
+
+internal::SketchLayout MakeSketchLayout(const Definition& d) {
+  internal::SketchLayout s;
+  if (d.quantiles.empty() || d.age_buckets == 0 || !(d.relative_accuracy > 0) ||
+      !(d.min_value > 0) || !(d.max_value >= d.min_value) || !std::isfinite(d.max_value)) {
+    return s;
+  }
+  const double per_octave = std::ceil((1 / d.relative_accuracy - 1) / 2);
+  if (!(per_octave >= 1) || per_octave > 1e6) return s;
+  int min_exp = 0, max_exp = 0;
+  std::frexp(d.min_value, &min_exp);  // min_value = m * 2^min_exp, m in [0.5, 1)
+  std::frexp(d.max_value, &max_exp);
+  s.per_octave = static_cast<uint32_t>(per_octave);
+  s.min_exp = min_exp - 1;
+  s.max_exp = max_exp - 1;
+  const uint64_t buckets = uint64_t(s.max_exp - s.min_exp + 1) * s.per_octave + 2;
+  if (buckets > kMaxSketchCells) return internal::SketchLayout{};
+  s.num_buckets = static_cast<uint32_t>(buckets);
+  s.slices = d.age_buckets;
+  s.slice_ns = std::max<uint64_t>(1, d.max_age_ns / d.age_buckets);
+  s.inv_slice_ns = 1.0 / static_cast<double>(s.slice_ns);
+  if (s.cells() > kMaxSketchCells) return internal::SketchLayout{};
+  return s;
 }
 
 void AppendKeyPart(std::string* out, std::string_view value) { PutStr(out, value); }

@@ -78,10 +78,31 @@ struct Definition {
   std::vector<std::pair<std::string, std::string>> const_labels;  // sorted by name
   std::vector<double> bounds;                                     // histogram
   std::vector<std::string> states;                                // stateset
+  // Definition format 2 (layout version 2):
+  uint64_t ttl_ns = 0;            // gauge time-to-live; 0: off
+  std::vector<double> quantiles;  // summary: quantiles reported, ascending; empty: none
+  uint64_t max_age_ns = 0;        // summary with quantiles: the sliding window
+  uint32_t age_buckets = 0;       // summary with quantiles: time slices of the window
+  double relative_accuracy = 0;   // summary with quantiles: the sketch's alpha
+  double min_value = 0;           // summary with quantiles: the sketch's range
+  double max_value = 0;
+  uint32_t percentile_first = 0;  // percentile meters: first Spectator bucket index kept
+  uint32_t percentile_last = 0;   // percentile meters: last Spectator bucket index kept
 
   // Equal in everything but help text.
   bool SameShape(const Definition& o) const;
 };
+
+// Cells per stripe of a series of this family, and exemplar slots per series.
+uint32_t CellsPerStripe(const Definition& d);
+uint32_t ExemplarSlots(const Definition& d);
+// The sketch of a summary with quantiles (disabled otherwise). REQUIRES: the definition's
+// quantile fields were validated (the registry does; the collector checks SketchIsSane).
+internal::SketchLayout MakeSketchLayout(const Definition& d);
+// Whether untrusted sketch parameters give a sketch of bounded size.
+bool SketchIsSane(const Definition& d);
+// Largest number of cells a quantile sketch may have (slices * buckets).
+inline constexpr uint64_t kMaxSketchCells = uint64_t{1} << 18;
 
 std::string EncodeDefinition(const Definition& d);
 // Decodes untrusted bytes; every length is checked.

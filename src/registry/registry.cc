@@ -17,6 +17,7 @@
 #include "meters/names.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
+#include "shmetrics/internal/percentile_buckets.h"
 
 namespace shmetrics {
 
@@ -56,6 +57,18 @@ const char* TypeName(MetricType t) {
       return "info";
     case MetricType::kStateSet:
       return "stateset";
+    case MetricType::kTimer:
+      return "timer";
+    case MetricType::kDistributionSummary:
+      return "distribution summary";
+    case MetricType::kMaxGauge:
+      return "max gauge";
+    case MetricType::kAgeGauge:
+      return "age gauge";
+    case MetricType::kPercentileTimer:
+      return "percentile timer";
+    case MetricType::kPercentileDistributionSummary:
+      return "percentile distribution summary";
   }
   return "unknown";
 }
@@ -70,6 +83,12 @@ std::string Describe(const Definition& d) {
     absl::StrAppend(&s, ", gauge mode ", static_cast<int>(d.gauge_mode));
   }
   if (d.striped) absl::StrAppend(&s, ", striped");
+  if (d.ttl_ns != 0) absl::StrAppend(&s, ", ttl ", d.ttl_ns, " ns");
+  if (!d.quantiles.empty()) {
+    absl::StrAppend(&s, ", quantiles [", absl::StrJoin(d.quantiles, ", "), "] over ", d.max_age_ns,
+                    " ns in ", d.age_buckets, " slices, accuracy ", d.relative_accuracy, " in [",
+                    d.min_value, ", ", d.max_value, "]");
+  }
   if (!d.const_labels.empty()) {
     absl::StrAppend(&s, ", const labels {",
                     absl::StrJoin(d.const_labels, ", ", absl::PairFormatter("=")), "}");
@@ -154,6 +173,98 @@ std::map<std::string, std::string> ParseCommonLabels(const char* text) {
   return out;
 }
 
+void ValidateQuantiles(std::string_view name, const SummaryOptions& o, Definition* def) {
+  auto bad = [&](std::string why) {
+    Throw(absl::StatusCode::kInvalidArgument, absl::StrCat("summary ", Quoted(name), ": ", why));
+  };
+  std::vector<double> q = o.quantiles;
+  if (q.size() > 64) bad(absl::StrCat(q.size(), " quantiles; the limit is 64"));
+  for (double v : q) {
+    if (!(v >= 0 && v <= 1)) bad(absl::StrCat("quantile ", v, " is not in [0, 1]"));
+  }
+  std::sort(q.begin(), q.end());
+  for (size_t i = 1; i < q.size(); ++i) {
+    if (q[i] == q[i - 1]) bad(absl::StrCat("quantile ", q[i], " is given twice"));
+  }
+  const auto max_age_ns = static_cast<uint64_t>(std::max<int64_t>(0, o.max_age.count()));
+  if (o.age_buckets < 1 || o.age_buckets > 1024) {
+    bad(absl::StrCat("age_buckets must be 1 to 1024; got ", o.age_buckets));
+  }
+  if (max_age_ns / o.age_buckets < 100000000) {
+    bad(absl::StrCat("max_age / age_buckets must be at least 100 ms; got ",
+                     max_age_ns / o.age_buckets, " ns"));
+  }
+  if (!(o.relative_accuracy >= 0.0001 && o.relative_accuracy <= 0.5)) {
+    bad(absl::StrCat("relative_accuracy must be in [0.0001, 0.5]; got ", o.relative_accuracy));
+  }
+  if (!(o.min_value > 0) || !(o.max_value >= o.min_value) || !std::isfinite(o.max_value)) {
+    bad(absl::StrCat("needs 0 < min_value <= max_value, finite; got ", o.min_value, " and ",
+                     o.max_value));
+  }
+  def->quantiles = std::move(q);
+  def->max_age_ns = max_age_ns;
+  def->age_buckets = o.age_buckets;
+  def->relative_accuracy = o.relative_accuracy;
+  def->min_value = o.min_value;
+  def->max_value = o.max_value;
+  if (!meters::SketchIsSane(*def)) {
+    bad(absl::StrCat("the quantile sketch would need more than ", meters::kMaxSketchCells,
+                     " cells; narrow [min_value, max_value], raise relative_accuracy or lower "
+                     "age_buckets"));
+  }
+}
+
+// Percentile meters keep Spectator's buckets IndexOf(min)..IndexOf(max); their exposed bounds
+// (`le`) are the largest integer each bucket holds, in seconds for timers.
+void SetPercentileRange(std::string_view name, bool timer, int64_t min, int64_t max,
+                        Definition* def) {
+  namespace pb = internal::percentile_buckets;
+  if (min < 0 || max < min) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("percentile meter ", Quoted(name), ": needs 0 <= min <= max; got ", min,
+                       " and ", max));
+  }
+  def->percentile_first = static_cast<uint32_t>(pb::IndexOf(min));
+  def->percentile_last = static_cast<uint32_t>(pb::IndexOf(max));
+  def->bounds.clear();
+  for (uint32_t i = def->percentile_first; i <= def->percentile_last; ++i) {
+    const int64_t top = pb::LargestIn(i);
+    def->bounds.push_back(timer ? static_cast<double>(top) / 1e9 : static_cast<double>(top));
+  }
+}
+
+bool IsCompanionCarrier(uint32_t type) {
+  return type == static_cast<uint32_t>(MetricType::kTimer) ||
+         type == static_cast<uint32_t>(MetricType::kDistributionSummary);
+}
+
+// A timer or distribution summary N is exposed with two gauge families, N_max and
+// N_sum_of_squares: refuse a definition that would make two families of one name.
+// REQUIRES: the heap lock is held (so the check and the insert are one step for every process).
+void CheckCompanionNames(const shm::Segment& seg, uint64_t root, const Definition& def) {
+  static constexpr std::string_view kCompanions[] = {"_max", "_sum_of_squares"};
+  auto clash = [&](std::string_view other) {
+    Throw(absl::StatusCode::kAlreadyExists,
+          absl::StrCat("metric ", Quoted(def.name), " would clash with metric ", Quoted(other),
+                       ": a timer or distribution summary N is also exposed as N_max and "
+                       "N_sum_of_squares"));
+  };
+  if (IsCompanionCarrier(static_cast<uint32_t>(def.type))) {
+    for (std::string_view c : kCompanions) {
+      const std::string other = absl::StrCat(def.name, std::string(c));
+      if (seg.Find(root, other) != 0) clash(other);
+    }
+  }
+  for (std::string_view c : kCompanions) {
+    if (!EndsWith(def.name, c)) continue;
+    const std::string stem = def.name.substr(0, def.name.size() - c.size());
+    const uint64_t off = seg.Find(root, stem);
+    if (off == 0) continue;
+    const auto* rec = reinterpret_cast<const FamilyRecord*>(seg.Checked(off, sizeof(FamilyRecord)));
+    if (rec != nullptr && IsCompanionCarrier(rec->type)) clash(stem);
+  }
+}
+
 }  // namespace
 
 // Builds families; the one place that knows both the registry and the family internals.
@@ -182,6 +293,11 @@ class RegistryAccess {
     }
     f.bounds_ = def.bounds;
     f.states_ = def.states;
+    f.ttl_ns_ = def.ttl_ns;
+    f.quantiles_ = def.quantiles;
+    f.sketch_ = meters::MakeSketchLayout(def);
+    f.percentile_first_ = def.percentile_first;
+    f.percentile_last_ = def.percentile_last;
     f.stripes_ = rec->stripes;
     f.cells_per_stripe_ = rec->cells_per_stripe;
     f.stripe_stride_ = rec->stripe_stride;
@@ -274,6 +390,9 @@ void FamilyBase::InitSeries(char* record) const {
   auto* cells = reinterpret_cast<Cell*>(record + kSeriesCellsOffset);
   const size_t n = (series_size_ - kSeriesCellsOffset) / sizeof(Cell);
   for (size_t i = 0; i < n; ++i) cells[i].Init(0);
+  if (type_ == MetricType::kMaxGauge) {
+    for (uint32_t s = 0; s < stripes_; ++s) cells[uint64_t{s} * stripe_stride_].Init(kEmptyMaxBits);
+  }
 }
 
 SeriesRef FamilyBase::CreateSeries(std::string_view key,
@@ -375,6 +494,10 @@ struct Registry::Spec {
   bool striped = false;
   std::vector<double> bounds = {};
   std::vector<std::string> states = {};
+  int64_t ttl_ns = 0;
+  const SummaryOptions* summary = nullptr;  // summaries: quantile options
+  int64_t percentile_min = 0;               // percentile meters: the range kept
+  int64_t percentile_max = 0;
 };
 
 Registry::Registry(Heap heap, RegistryOptions options)
@@ -423,7 +546,8 @@ GaugeFamily& Registry::AddGauge(std::string_view name, std::string_view help, La
                                              .labels = std::move(labels),
                                              .unit = options.unit,
                                              .max_children = options.max_children,
-                                             .gauge_mode = options.mode}));
+                                             .gauge_mode = options.mode,
+                                             .ttl_ns = options.ttl.count()}));
 }
 
 HistogramFamily& Registry::AddHistogram(std::string_view name, std::string_view help,
@@ -439,13 +563,14 @@ HistogramFamily& Registry::AddHistogram(std::string_view name, std::string_view 
 }
 
 SummaryFamily& Registry::AddSummary(std::string_view name, std::string_view help, LabelNames labels,
-                                    const MetricOptions& options) {
+                                    const SummaryOptions& options) {
   return static_cast<SummaryFamily&>(Register({.type = MetricType::kSummary,
                                                .name = name,
                                                .help = help,
                                                .labels = std::move(labels),
                                                .unit = options.unit,
-                                               .max_children = options.max_children}));
+                                               .max_children = options.max_children,
+                                               .summary = &options}));
 }
 
 InfoFamily& Registry::AddInfo(std::string_view name, std::string_view help, LabelNames labels) {
@@ -460,6 +585,79 @@ StateSetFamily& Registry::AddStateSet(std::string_view name, std::string_view he
                                                 .help = help,
                                                 .labels = std::move(labels),
                                                 .states = std::move(states)}));
+}
+
+TimerFamily& Registry::AddTimer(std::string_view name, std::string_view help, LabelNames labels,
+                                const TimerOptions& options) {
+  return static_cast<TimerFamily&>(Register({.type = MetricType::kTimer,
+                                             .name = name,
+                                             .help = help,
+                                             .labels = std::move(labels),
+                                             .unit = "seconds",
+                                             .max_children = options.max_children}));
+}
+
+DistributionSummaryFamily& Registry::AddDistributionSummary(
+    std::string_view name, std::string_view help, LabelNames labels,
+    const DistributionSummaryOptions& options) {
+  return static_cast<DistributionSummaryFamily&>(Register({.type = MetricType::kDistributionSummary,
+                                                           .name = name,
+                                                           .help = help,
+                                                           .labels = std::move(labels),
+                                                           .unit = options.unit,
+                                                           .max_children = options.max_children}));
+}
+
+MaxGaugeFamily& Registry::AddMaxGauge(std::string_view name, std::string_view help,
+                                      LabelNames labels, const MetricOptions& options) {
+  return static_cast<MaxGaugeFamily&>(Register({.type = MetricType::kMaxGauge,
+                                                .name = name,
+                                                .help = help,
+                                                .labels = std::move(labels),
+                                                .unit = options.unit,
+                                                .max_children = options.max_children}));
+}
+
+AgeGaugeFamily& Registry::AddAgeGauge(std::string_view name, std::string_view help,
+                                      LabelNames labels, const MetricOptions& options) {
+  if (!options.unit.empty() && options.unit != "seconds") {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("age gauge ", Quoted(name), " is in seconds; got unit ",
+                       Quoted(options.unit)));
+  }
+  return static_cast<AgeGaugeFamily&>(Register({.type = MetricType::kAgeGauge,
+                                                .name = name,
+                                                .help = help,
+                                                .labels = std::move(labels),
+                                                .unit = "seconds",
+                                                .max_children = options.max_children}));
+}
+
+PercentileTimerFamily& Registry::AddPercentileTimer(std::string_view name, std::string_view help,
+                                                    LabelNames labels,
+                                                    const PercentileTimerOptions& options) {
+  return static_cast<PercentileTimerFamily&>(Register({.type = MetricType::kPercentileTimer,
+                                                       .name = name,
+                                                       .help = help,
+                                                       .labels = std::move(labels),
+                                                       .unit = "seconds",
+                                                       .max_children = options.max_children,
+                                                       .percentile_min = options.min.count(),
+                                                       .percentile_max = options.max.count()}));
+}
+
+PercentileDistributionSummaryFamily& Registry::AddPercentileDistributionSummary(
+    std::string_view name, std::string_view help, LabelNames labels,
+    const PercentileDistributionSummaryOptions& options) {
+  return static_cast<PercentileDistributionSummaryFamily&>(
+      Register({.type = MetricType::kPercentileDistributionSummary,
+                .name = name,
+                .help = help,
+                .labels = std::move(labels),
+                .unit = options.unit,
+                .max_children = options.max_children,
+                .percentile_min = options.min,
+                .percentile_max = options.max}));
 }
 
 internal::FamilyBase& Registry::Register(Spec spec) {
@@ -495,11 +693,20 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   static const std::vector<std::string_view> kHistogramSuffixes = {"_bucket", "_count", "_sum",
                                                                    "_created"};
   static const std::vector<std::string_view> kSummarySuffixes = {"_count", "_sum", "_created"};
+  static const std::vector<std::string_view> kSpectatorSuffixes = {"_count", "_sum", "_created",
+                                                                   "_max", "_sum_of_squares"};
   const std::vector<std::string_view>* suffixes = nullptr;
   static const std::vector<std::string_view> kCounterSuffixes = {"_created"};
   if (spec.type == MetricType::kCounter) suffixes = &kCounterSuffixes;
   if (spec.type == MetricType::kHistogram) suffixes = &kHistogramSuffixes;
   if (spec.type == MetricType::kSummary) suffixes = &kSummarySuffixes;
+  if (spec.type == MetricType::kTimer || spec.type == MetricType::kDistributionSummary) {
+    suffixes = &kSpectatorSuffixes;
+  }
+  if (spec.type == MetricType::kPercentileTimer ||
+      spec.type == MetricType::kPercentileDistributionSummary) {
+    suffixes = &kHistogramSuffixes;
+  }
   if (suffixes != nullptr) {
     for (std::string_view s : *suffixes) {
       if (EndsWith(name, s)) {
@@ -528,9 +735,15 @@ internal::FamilyBase& Registry::Register(Spec spec) {
             absl::StrCat("label name ", Quoted(l), " appears twice in metric ", Quoted(name)));
     }
     const char* reserved_for = nullptr;
-    if (l == "le" && spec.type == MetricType::kHistogram)
+    if (l == "le" &&
+        (spec.type == MetricType::kHistogram || spec.type == MetricType::kPercentileTimer ||
+         spec.type == MetricType::kPercentileDistributionSummary)) {
       reserved_for = "histograms (bucket bound)";
-    if (l == "quantile" && spec.type == MetricType::kSummary) reserved_for = "summaries";
+    }
+    if (l == "quantile" && (spec.type == MetricType::kSummary || spec.type == MetricType::kTimer ||
+                            spec.type == MetricType::kDistributionSummary)) {
+      reserved_for = "summaries";
+    }
     if (l == "worker_id" &&
         (spec.gauge_mode == GaugeMode::kAll || spec.gauge_mode == GaugeMode::kLiveAll)) {
       reserved_for = "per-worker gauges";
@@ -574,6 +787,23 @@ internal::FamilyBase& Registry::Register(Spec spec) {
       }
     }
     def.bounds = std::move(b);
+  }
+  if (spec.type == MetricType::kGauge) {
+    if (spec.ttl_ns < 0 || (spec.ttl_ns != 0 && spec.ttl_ns < 1000000)) {
+      Throw(absl::StatusCode::kInvalidArgument,
+            absl::StrCat("gauge ", Quoted(name), ": ttl must be 0 (off) or at least 1 ms; got ",
+                         spec.ttl_ns, " ns"));
+    }
+    def.ttl_ns = static_cast<uint64_t>(spec.ttl_ns);
+  }
+  if (spec.type == MetricType::kSummary && spec.summary != nullptr &&
+      !spec.summary->quantiles.empty()) {
+    ValidateQuantiles(name, *spec.summary, &def);
+  }
+  if (spec.type == MetricType::kPercentileTimer ||
+      spec.type == MetricType::kPercentileDistributionSummary) {
+    SetPercentileRange(name, spec.type == MetricType::kPercentileTimer, spec.percentile_min,
+                       spec.percentile_max, &def);
   }
   if (spec.type == MetricType::kStateSet) {
     if (spec.states.empty() || spec.states.size() > kMaxStates) {
@@ -622,32 +852,17 @@ internal::FamilyBase& Registry::Register(Spec spec) {
     if (family_off == 0) {
       const std::string blob = meters::EncodeDefinition(def);
       const uint32_t max_workers = seg.header().max_workers;
-      uint32_t cells = 1, stripes = 1, stride = 1, exemplar_slots = 0;
+      CheckCompanionNames(seg, root, def);
+      const uint32_t cells = meters::CellsPerStripe(def);
+      const uint32_t exemplar_slots = meters::ExemplarSlots(def);
+      uint32_t stripes = 1, stride = cells;
       const uint32_t line = std::max<uint32_t>(1, 64 / sizeof(internal::Cell));
-      switch (def.type) {
-        case MetricType::kCounter:
-          cells = 2;
-          exemplar_slots = 1;
-          stripes = def.striped ? max_workers + 1 : 1;
-          stride = def.striped ? std::max(cells, line) : cells;
-          break;
-        case MetricType::kGauge:
-          cells = def.gauge_mode == GaugeMode::kShared ? 1 : 3;
-          stripes = def.gauge_mode == GaugeMode::kShared ? 1 : max_workers + 1;
-          stride = cells;
-          break;
-        case MetricType::kHistogram:
-          cells = 2 + static_cast<uint32_t>(def.bounds.size());
-          exemplar_slots = cells - 1;
-          stride = cells;
-          break;
-        case MetricType::kSummary:
-          cells = stride = 2;
-          break;
-        case MetricType::kInfo:
-        case MetricType::kStateSet:
-          cells = stride = 1;
-          break;
+      if (def.type == MetricType::kCounter && def.striped) {
+        stripes = max_workers + 1;
+        stride = std::max(cells, line);
+      }
+      if (def.type == MetricType::kGauge && def.gauge_mode != GaugeMode::kShared) {
+        stripes = max_workers + 1;
       }
       const uint64_t series_size =
           internal::kSeriesCellsOffset + uint64_t{stripes} * stride * sizeof(internal::Cell);
@@ -726,6 +941,24 @@ internal::FamilyBase& Registry::Register(Spec spec) {
       break;
     case MetricType::kStateSet:
       family = RegistryAccess::New<StateSet>();
+      break;
+    case MetricType::kTimer:
+      family = RegistryAccess::New<Timer>();
+      break;
+    case MetricType::kDistributionSummary:
+      family = RegistryAccess::New<DistributionSummary>();
+      break;
+    case MetricType::kMaxGauge:
+      family = RegistryAccess::New<MaxGauge>();
+      break;
+    case MetricType::kAgeGauge:
+      family = RegistryAccess::New<AgeGauge>();
+      break;
+    case MetricType::kPercentileTimer:
+      family = RegistryAccess::New<PercentileTimer>();
+      break;
+    case MetricType::kPercentileDistributionSummary:
+      family = RegistryAccess::New<PercentileDistributionSummary>();
       break;
   }
   RegistryAccess::Init(*family, heap_.segment_ptr(), family_off, *existing, spec.labels);

@@ -63,7 +63,17 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
         "# TYPE payload_bytes summary", "# TYPE build info", "# TYPE mode stateset",
         "temperature_celsius{sensor=\"inf\"} +Inf", "temperature_celsius{sensor=\"nan\"} NaN",
         "path=\"back\\\\slash \\\"quoted\\\"\\nnew line\"} 1 # {trace_id=\"4bf92f3577b34da6\"}",
-        "queue_depth{queue=\"mail\",worker_id=\"master\"} 3", "latency_seconds_bucket{"}) {
+        "queue_depth{queue=\"mail\",worker_id=\"master\"} 3", "latency_seconds_bucket{",
+        // Spectator's meters and summary quantiles.
+        "# TYPE rpc_latency_seconds summary",
+        "rpc_latency_seconds{method=\"Get\",quantile=\"0.99\"} ", "# TYPE db_query_seconds summary",
+        "db_query_seconds_count{table=\"users\"} ", "# TYPE db_query_seconds_max gauge",
+        "# TYPE db_query_seconds_sum_of_squares gauge", "# TYPE batch_size_items_max gauge",
+        "# TYPE queue_peak gauge", "# TYPE last_refresh_seconds gauge",
+        "heartbeat_value{source=\"alive\"} 1", "# TYPE fetch_seconds histogram",
+        "fetch_seconds_bucket{backend=\"s3\",le=\"0.001048572\"} ",
+        "# TYPE response_bytes histogram",
+        "response_bytes_bucket{route=\"/api\",le=\"1020.0\"} "}) {
     EXPECT_THAT(om, HasSubstr(want));
   }
   const std::string base = ::testing::TempDir() + "/" + name;
@@ -79,13 +89,20 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
   EXPECT_EQ(rc, 0) << parsed << "\n" << om;
   for (const char* fam :
        {"requests counter", "temperature_celsius gauge", "latency_seconds histogram",
-        "payload_bytes summary", "build info", "mode stateset", "queue_depth gauge"}) {
+        "payload_bytes summary", "build info", "mode stateset", "queue_depth gauge",
+        "rpc_latency_seconds summary 6", "db_query_seconds summary 3",
+        "db_query_seconds_max gauge 1", "db_query_seconds_sum_of_squares gauge 1",
+        "batch_size_items summary 3", "batch_size_items_max gauge 1",
+        "batch_size_items_sum_of_squares gauge 1", "queue_peak gauge 1",
+        "last_refresh_seconds gauge 1", "heartbeat_value gauge 1", "fetch_seconds histogram 63",
+        "response_bytes histogram 280"}) {
     EXPECT_THAT(parsed, HasSubstr(fam));
   }
   const std::string lint = Shell("/usr/bin/promtool check metrics < " + base + ".prom 2>&1", &rc);
   // 0 is clean; 3 means the text parsed and only the linter has remarks. 1 is a parse error.
   EXPECT_TRUE(rc == 0 || rc == 3) << rc << lint << "\n" << prom;
   EXPECT_THAT(lint, ::testing::Not(HasSubstr("error while linting")));
+  EXPECT_THAT(om, ::testing::Not(HasSubstr("source=\"gone\"")));  // NaN under a ttl
   kill(pid, SIGTERM);
   EXPECT_EQ(WaitChild(pid), 0);
   EXPECT_THROW(Heap::Open(name), Error);  // every_type removed its heap

@@ -77,6 +77,15 @@ class Cell {
   }
   // Atomically replaces the value and returns the previous one.
   uint64_t Exchange(uint64_t bits) noexcept { return v_.exchange(bits, std::memory_order_relaxed); }
+  // Atomically replaces the value v by f(v) and returns the previous one. f must be a pure
+  // function of v: it may run more than once.
+  template <typename F>
+  uint64_t Transform(F f) noexcept {
+    uint64_t old = v_.load(std::memory_order_relaxed);
+    while (!v_.compare_exchange_weak(old, f(old), std::memory_order_relaxed)) {
+    }
+    return old;
+  }
   void Or(uint64_t bits) noexcept { v_.fetch_or(bits, std::memory_order_relaxed); }
   void And(uint64_t bits) noexcept { v_.fetch_and(bits, std::memory_order_relaxed); }
 
@@ -133,6 +142,10 @@ class Cell {
   }
   void And(uint64_t bits) noexcept {
     Update([bits](uint64_t v) { return v & bits; });
+  }
+  template <typename F>
+  uint64_t Transform(F f) noexcept {
+    return Update(f);
   }
 
  private:

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shmetrics/internal/cell.h"
+#include "shmetrics/internal/quantile_sketch.h"
 #include "shmetrics/internal/worker.h"
 
 namespace shmetrics {
@@ -30,6 +31,14 @@ enum class MetricType : uint32_t {
   kSummary = 4,
   kInfo = 5,
   kStateSet = 6,
+  // Spectator's meters (see timer.h, distribution_summary.h, max_gauge.h, age_gauge.h,
+  // percentile_timer.h).
+  kTimer = 7,
+  kDistributionSummary = 8,
+  kMaxGauge = 9,
+  kAgeGauge = 10,
+  kPercentileTimer = 11,
+  kPercentileDistributionSummary = 12,
 };
 
 // How the values that different workers set on one gauge combine (Prometheus's multiprocess
@@ -84,6 +93,15 @@ class FamilyBase {
   const std::vector<double>& bounds() const { return bounds_; }
   const std::vector<std::string>& states() const { return states_; }
   uint32_t stripes() const { return stripes_; }
+  // Gauges: the time-to-live in nanoseconds, 0 when off.
+  uint64_t ttl_ns() const { return ttl_ns_; }
+  // Summaries: the quantiles reported (empty: count and sum only) and their sketch.
+  const std::vector<double>& quantiles() const { return quantiles_; }
+  const SketchLayout& sketch() const { return sketch_; }
+  // Percentile meters: the first and last Spectator bucket index kept (see
+  // percentile_buckets.h); values are clamped into that range.
+  uint32_t percentile_first() const { return percentile_first_; }
+  uint32_t percentile_last() const { return percentile_last_; }
   // Cells from one stripe to the next: at least a cache line, so workers never share one.
   uint32_t stripe_stride() const { return stripe_stride_; }
   shm::Segment& segment() const { return *segment_; }
@@ -129,6 +147,11 @@ class FamilyBase {
   uint32_t series_size_ = 0;
   uint32_t exemplar_slots_ = 0;
   uint32_t max_children_ = 0;
+  uint64_t ttl_ns_ = 0;
+  std::vector<double> quantiles_;
+  SketchLayout sketch_;
+  uint32_t percentile_first_ = 0;
+  uint32_t percentile_last_ = 0;
   std::unique_ptr<char[]> dummy_;  // where updates go when even the overflow series is missing
 };
 

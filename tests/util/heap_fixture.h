@@ -1,0 +1,66 @@
+// A test fixture owning a fresh named heap and a registry over it.
+#ifndef SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
+#define SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
+
+#include <stdlib.h>
+
+#include <memory>
+#include <string>
+
+#include "collect/collector.h"
+#include "expose/encoder.h"
+#include "gtest/gtest.h"
+#include "shmetrics/error.h"
+#include "shmetrics/registry.h"
+#include "util/subprocess.h"
+
+namespace shmetrics::testing {
+
+class HeapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    unsetenv("SHMETRICS_COMMON_LABELS");
+    name_ = UniqueHeapName("meter");
+    heap_ = std::make_unique<Heap>(Heap::Create(name_));
+    registry_ = std::make_unique<Registry>(*heap_);
+  }
+  void TearDown() override {
+    registry_.reset();
+    heap_.reset();
+    try {
+      Heap::Remove(name_);
+    } catch (const Error&) {
+    }
+  }
+
+  // Runs f and returns the message of the Error it throws, or "" when it does not throw.
+  template <typename F>
+  static std::string ErrorOf(F f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  // The families of the heap in OpenMetrics, without self and process metrics.
+  static std::string Scrape(const Heap& heap) {
+    std::string out;
+    auto enc = expose::MakeEncoder(expose::Format::kOpenMetrics, &out);
+    const absl::Status s =
+        collect::Collect(heap.segment(), *enc, {.self_metrics = false, .process_metrics = false});
+    EXPECT_TRUE(s.ok()) << s;
+    enc->Finish();
+    return out;
+  }
+  std::string Scrape() { return Scrape(*heap_); }
+
+  std::string name_;
+  std::unique_ptr<Heap> heap_;
+  std::unique_ptr<Registry> registry_;
+};
+
+}  // namespace shmetrics::testing
+
+#endif  // SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
