@@ -426,14 +426,6 @@ uint64_t Segment::ReadableSize() const {
   return limit;
 }
 
-const char* Segment::Checked(uint64_t offset, uint64_t len) const {
-  const uint64_t limit = std::min(header().committed.load(std::memory_order_acquire), mapped_size_);
-  if (offset < kHeaderSize || offset % 8 != 0 || offset > limit || len > limit - offset) {
-    return nullptr;
-  }
-  return base_ + offset;
-}
-
 // --- Allocation ---
 
 absl::Status Segment::Commit(uint64_t end) {
