@@ -4,7 +4,10 @@
 //
 // For each mode below, runs the update loop in 1 and then in N forked processes (side by side,
 // interleaved over R repetitions) for S seconds each, and prints the median total updates per
-// second and the scaling from 1 to N processes:
+// second and the scaling from 1 to N processes, and the same per CPU-second the processes got
+// (on a machine whose cores are busy with other work, N processes may not run at once; the
+// "processes running at once" column says how many did, and the CPU-second rate shows what an
+// update costs when they do):
 //   bare shared atomic      fetch_add on one atomic in MAP_SHARED memory (the hardware)
 //   bare atomic per process each process its own atomic on its own cache line
 //   counter, shared cell    one shmetrics Counter, all processes on its one cell
@@ -14,9 +17,11 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -46,7 +51,14 @@ struct Control {
   alignas(64) PaddedAtomic bare_shared;
   PaddedAtomic bare_own[kMaxProcs];
   alignas(64) uint64_t done[kMaxProcs] = {};
+  uint64_t cpu_ns[kMaxProcs] = {};  // CPU time each process spent in its loop
 };
+
+uint64_t CpuNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 enum class Mode { kBareShared, kBareOwn, kCounterShared, kCounterStriped, kCounterPerProc };
 constexpr Mode kModes[] = {Mode::kBareShared, Mode::kBareOwn, Mode::kCounterShared,
@@ -69,23 +81,31 @@ const char* ModeName(Mode m) {
 }
 
 template <typename Inc>
-uint64_t Loop(Control* ctl, Inc inc) {
+uint64_t Loop(Control* ctl, int p, Inc inc) {
   ctl->ready.fetch_add(1);
   while (ctl->go.load(std::memory_order_acquire) == 0) {
   }
+  const uint64_t cpu_start = CpuNanos();
   uint64_t n = 0;
   while (ctl->stop.load(std::memory_order_relaxed) == 0) {
     for (uint64_t i = 0; i < kBatch; ++i) inc();
     n += kBatch;
   }
+  ctl->cpu_ns[p] = CpuNanos() - cpu_start;
   return n;
 }
 
-// Runs `procs` children for `seconds`; returns total updates per second, or -1 on failure.
-double Run(Mode mode, int procs, double seconds) {
+struct Rates {
+  double per_second;      // total updates per wall-clock second
+  double per_cpu_second;  // total updates per CPU-second the processes got
+  double parallelism;     // CPU-seconds per wall-clock second: how many ran at once
+};
+
+// Runs `procs` children for `seconds`; returns the rates, per_second < 0 on failure.
+Rates Run(Mode mode, int procs, double seconds) {
   void* mem =
       mmap(nullptr, sizeof(Control), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return -1;
+  if (mem == MAP_FAILED) return {-1, 0, 0};
   auto* ctl = new (mem) Control();
   Fixture fx;
   Counter shared = fx.registry->AddCounter("shared", "One cell").Labels();
@@ -99,23 +119,23 @@ double Run(Mode mode, int procs, double seconds) {
       uint64_t n = 0;
       switch (mode) {
         case Mode::kBareShared:
-          n = Loop(ctl, [&] { ctl->bare_shared.v.fetch_add(1, std::memory_order_relaxed); });
+          n = Loop(ctl, p, [&] { ctl->bare_shared.v.fetch_add(1, std::memory_order_relaxed); });
           break;
         case Mode::kBareOwn: {
           std::atomic<uint64_t>& mine = ctl->bare_own[p].v;
-          n = Loop(ctl, [&] { mine.fetch_add(1, std::memory_order_relaxed); });
+          n = Loop(ctl, p, [&] { mine.fetch_add(1, std::memory_order_relaxed); });
           break;
         }
         case Mode::kCounterShared:
-          n = Loop(ctl, [&] { shared.Inc(); });
+          n = Loop(ctl, p, [&] { shared.Inc(); });
           break;
         case Mode::kCounterStriped:
           fx.heap.AttachWorker();
-          n = Loop(ctl, [&] { striped.Inc(); });
+          n = Loop(ctl, p, [&] { striped.Inc(); });
           break;
         case Mode::kCounterPerProc: {
           Counter mine = per_proc.Labels(std::to_string(p));
-          n = Loop(ctl, [&] { mine.Inc(); });
+          n = Loop(ctl, p, [&] { mine.Inc(); });
           break;
         }
       }
@@ -142,8 +162,11 @@ double Run(Mode mode, int procs, double seconds) {
       ok = false;
     }
   }
-  uint64_t total = 0;
-  for (int p = 0; p < procs; ++p) total += ctl->done[p];
+  uint64_t total = 0, cpu_ns = 0;
+  for (int p = 0; p < procs; ++p) {
+    total += ctl->done[p];
+    cpu_ns += ctl->cpu_ns[p];
+  }
   // Every update the children counted must be in the meter.
   uint64_t recorded = total;
   switch (mode) {
@@ -170,14 +193,17 @@ double Run(Mode mode, int procs, double seconds) {
   munmap(mem, sizeof(Control));
   if (!ok) {
     std::fprintf(stderr, "mpbench: a worker process failed\n");
-    return -1;
+    return {-1, 0, 0};
   }
   if (recorded != total) {
     std::fprintf(stderr, "mpbench: %s recorded %llu updates of %llu\n", ModeName(mode),
                  static_cast<unsigned long long>(recorded), static_cast<unsigned long long>(total));
-    return -1;
+    return {-1, 0, 0};
   }
-  return static_cast<double>(total) / std::chrono::duration<double>(end - start).count();
+  const double wall = std::chrono::duration<double>(end - start).count();
+  const double cpu = static_cast<double>(cpu_ns) / 1e9;
+  return {static_cast<double>(total) / wall, cpu > 0 ? static_cast<double>(total) / cpu : 0,
+          cpu / wall};
 }
 
 double Median(std::vector<double> v) {
@@ -217,28 +243,33 @@ int Main(int argc, char** argv) {
   }
   std::vector<int> counts = {1};
   if (procs > 1) counts.push_back(procs);
-  // rates[mode][count index]: one sample per repetition.
-  std::vector<std::vector<std::vector<double>>> rates(
-      std::size(kModes), std::vector<std::vector<double>>(counts.size()));
+  // samples[mode][count index][rate]: one value per repetition.
+  std::vector<std::vector<std::array<std::vector<double>, 3>>> samples(
+      std::size(kModes), std::vector<std::array<std::vector<double>, 3>>(counts.size()));
   for (int r = 0; r < reps; ++r) {
     for (size_t m = 0; m < std::size(kModes); ++m) {
       for (size_t c = 0; c < counts.size(); ++c) {
-        const double rate = Run(kModes[m], counts[c], seconds);
-        if (rate < 0) return 1;
-        rates[m][c].push_back(rate);
+        const Rates rates = Run(kModes[m], counts[c], seconds);
+        if (rates.per_second < 0) return 1;
+        samples[m][c][0].push_back(rates.per_second);
+        samples[m][c][1].push_back(rates.per_cpu_second);
+        samples[m][c][2].push_back(rates.parallelism);
       }
     }
   }
   std::printf("shmetrics_mpbench: %d processes, %g s per run, median of %d runs, %u CPUs\n\n",
               procs, seconds, reps, std::thread::hardware_concurrency());
-  std::printf("| mode | procs | total updates/s | per process | total vs 1 process |\n");
-  std::printf("|---|---:|---:|---:|---:|\n");
+  std::printf(
+      "| mode | procs | total updates/s | total vs 1 process | processes running at once |"
+      " updates per CPU-second | per CPU-second vs 1 process |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---:|\n");
   for (size_t m = 0; m < std::size(kModes); ++m) {
-    const double one = Median(rates[m][0]);
+    const double one = Median(samples[m][0][0]), one_cpu = Median(samples[m][0][1]);
     for (size_t c = 0; c < counts.size(); ++c) {
-      const double total = Median(rates[m][c]);
-      std::printf("| %s | %d | %.1fM | %.1fM | %.2fx |\n", ModeName(kModes[m]), counts[c],
-                  total / 1e6, total / counts[c] / 1e6, total / one);
+      const double total = Median(samples[m][c][0]), cpu = Median(samples[m][c][1]);
+      std::printf("| %s | %d | %.1fM | %.2fx | %.2f | %.1fM | %.2fx |\n", ModeName(kModes[m]),
+                  counts[c], total / 1e6, total / one, Median(samples[m][c][2]), cpu / 1e6,
+                  cpu / one_cpu);
     }
   }
   return 0;
