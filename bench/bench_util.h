@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -49,6 +50,14 @@ struct alignas(64) PaddedAtomic {
 
 inline std::unique_ptr<PaddedAtomic> NewPaddedAtomic() { return std::make_unique<PaddedAtomic>(); }
 
+// Adds d to the double whose bits a holds: the compare-exchange loop a double cell is made of.
+inline void BareAddDouble(std::atomic<uint64_t>& a, double d) {
+  uint64_t old = a.load(std::memory_order_relaxed);
+  while (!a.compare_exchange_weak(old, std::bit_cast<uint64_t>(std::bit_cast<double>(old) + d),
+                                  std::memory_order_relaxed)) {
+  }
+}
+
 // 12 finite histogram buckets, 1 ms to about 2 s.
 inline std::vector<double> TwelveBuckets() { return ExponentialBuckets(0.001, 2, 12); }
 
@@ -63,6 +72,15 @@ inline std::vector<std::string> Ids(size_t n) {
   ids.reserve(n);
   for (size_t i = 0; i < n; ++i) ids.push_back(std::to_string(i));
   return ids;
+}
+
+// The family label lookups are measured in: http_requests{method, code} with
+// kLookupFamilySize children, ("GET", "0") to ("GET", "999"), so a probe meets a realistic table.
+inline constexpr size_t kLookupFamilySize = 1000;
+inline const CounterFamily& FamilyOfThousand(Fixture& fx) {
+  auto& family = fx.registry->AddCounter("http_requests", "Requests", {"method", "code"});
+  for (const std::string& id : Ids(kLookupFamilySize)) family.Labels("GET", id).Inc();
+  return family;
 }
 
 }  // namespace shmetrics::bench

@@ -29,10 +29,7 @@ void BM_BareHistogramObserve(benchmark::State& state) {
     size_t b = 0;
     while (b < bounds.size() && v > bounds[b]) ++b;
     cells->bucket[b].fetch_add(1, std::memory_order_relaxed);
-    uint64_t old = cells->sum.load(std::memory_order_relaxed);
-    while (!cells->sum.compare_exchange_weak(
-        old, std::bit_cast<uint64_t>(std::bit_cast<double>(old) + v), std::memory_order_relaxed)) {
-    }
+    BareAddDouble(cells->sum, v);
   }
   benchmark::DoNotOptimize(cells->sum.load(std::memory_order_relaxed));
 }

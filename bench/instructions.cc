@@ -74,9 +74,7 @@ int main(int argc, char** argv) {
     Summary s = r.AddSummary("sizes", "Sizes").Labels();
     LoopSummaryObserve(&s, n);
   } else if (op == "LabelsLookup") {
-    auto& f = r.AddCounter("http_requests", "Requests", {"method", "code"});
-    for (const auto& id : shmetrics::bench::Ids(1000)) f.Labels("GET", id).Inc();
-    LoopLabelsLookup(&f, n);
+    LoopLabelsLookup(&shmetrics::bench::FamilyOfThousand(fx), n);
   } else {
     std::fprintf(stderr, "unknown op %s\n", argv[1]);
     return 2;

@@ -17,13 +17,11 @@
 namespace shmetrics::bench {
 namespace {
 
-constexpr size_t kChildren = 1000;
-
 // An in-process client's lookup: both values joined into one key, probed in a flat hash map.
 void BM_BareHashMapLookup(benchmark::State& state) {
   absl::flat_hash_map<std::string, uint64_t> map;
-  const auto ids = Ids(kChildren);
-  for (size_t i = 0; i < kChildren; ++i) map[absl::StrCat("GET", "\xff", ids[i])] = i;
+  const auto ids = Ids(kLookupFamilySize);
+  for (size_t i = 0; i < kLookupFamilySize; ++i) map[absl::StrCat("GET", "\xff", ids[i])] = i;
   const std::string_view method = "GET", code = "200";
   for (auto _ : state) {
     char key[64];
@@ -38,8 +36,7 @@ BENCHMARK(BM_BareHashMapLookup);
 
 void BM_LabelsLookup(benchmark::State& state) {
   Fixture fx;
-  auto& family = fx.registry->AddCounter("http_requests", "Requests", {"method", "code"});
-  for (const std::string& id : Ids(kChildren)) family.Labels("GET", id).Inc();
+  const CounterFamily& family = FamilyOfThousand(fx);
   const std::string method = "GET", code = "200";
   for (auto _ : state) {
     Counter c = family.Labels(method, code);
@@ -51,8 +48,7 @@ BENCHMARK(BM_LabelsLookup);
 // The lookup and one increment: what `family.Labels("GET", "200").Inc()` costs per call.
 void BM_LabelsLookupInc(benchmark::State& state) {
   Fixture fx;
-  auto& family = fx.registry->AddCounter("http_requests", "Requests", {"method", "code"});
-  for (const std::string& id : Ids(kChildren)) family.Labels("GET", id).Inc();
+  const CounterFamily& family = FamilyOfThousand(fx);
   const std::string method = "GET", code = "200";
   for (auto _ : state) family.Labels(method, code).Inc();
 }
@@ -61,8 +57,7 @@ BENCHMARK(BM_LabelsLookupInc);
 // Name/value pairs in any order: a sort into declared order before the same probe.
 void BM_LabelsLookupPairs(benchmark::State& state) {
   Fixture fx;
-  auto& family = fx.registry->AddCounter("http_requests", "Requests", {"method", "code"});
-  for (const std::string& id : Ids(kChildren)) family.Labels("GET", id).Inc();
+  const CounterFamily& family = FamilyOfThousand(fx);
   for (auto _ : state) {
     Counter c = family.Labels({{"code", "200"}, {"method", "GET"}});
     benchmark::DoNotOptimize(c);

@@ -117,22 +117,21 @@ size_t Scrape(const Heap& heap, expose::Format format, std::string* out, bool pr
   return out->size();
 }
 
-// One scrape before the timed loop, so the output buffer has its full size and its pages are
-// mapped: otherwise a run of one iteration (1,000,000 series take about a second) measures
-// the page faults of a fresh 200 MB string rather than the walk and the encoding.
-void WarmUp(std::string* out, Fixture& fx) {
-  Scrape(fx.heap, expose::Format::kOpenMetrics, out);
-  Scrape(fx.heap, expose::Format::kPrometheus, out);
+// Scrapes fx in the timed loop into one reused string, and reports the counters. One scrape
+// before the loop gives the string its full size and maps its pages: otherwise a run of one
+// iteration (1,000,000 series take about a second) measures the page faults of a fresh 200 MB
+// string rather than the walk and the encoding.
+void TimeScrapes(benchmark::State& state, Fixture& fx, expose::Format format, int64_t series,
+                 bool process = false) {
+  std::string out;
+  size_t bytes = Scrape(fx.heap, format, &out, process);
+  for (auto _ : state) bytes = Scrape(fx.heap, format, &out, process);
+  SetScrapeCounters(state, series, bytes);
 }
 
 void BM_Scrape(benchmark::State& state) {
   const int64_t n = state.range(0);
-  Fixture& fx = CachedHeap("mix", n, BuildMix);
-  std::string out;
-  size_t bytes = 0;
-  WarmUp(&out, fx);
-  for (auto _ : state) bytes = Scrape(fx.heap, expose::Format::kOpenMetrics, &out);
-  SetScrapeCounters(state, n, bytes);
+  TimeScrapes(state, CachedHeap("mix", n, BuildMix), expose::Format::kOpenMetrics, n);
 }
 BENCHMARK(BM_Scrape)
     ->Arg(1000)
@@ -168,12 +167,7 @@ BENCHMARK(BM_BareEncodeCounters)->Arg(100000)->Unit(benchmark::kMillisecond)->Us
 
 void BM_ScrapeCounters(benchmark::State& state) {
   const int64_t n = state.range(0);
-  Fixture& fx = CachedHeap("counters", n, BuildCounters);
-  std::string out;
-  size_t bytes = 0;
-  WarmUp(&out, fx);
-  for (auto _ : state) bytes = Scrape(fx.heap, expose::Format::kPrometheus, &out);
-  SetScrapeCounters(state, n, bytes);
+  TimeScrapes(state, CachedHeap("counters", n, BuildCounters), expose::Format::kPrometheus, n);
 }
 BENCHMARK(BM_ScrapeCounters)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -300,12 +294,8 @@ void BuildAfterWorkers(Fixture& fx, int64_t workers) {
 }
 
 void BM_ScrapeAfterWorkers(benchmark::State& state) {
-  Fixture& fx = CachedHeap("workers", state.range(0), BuildAfterWorkers);
-  std::string out;
-  size_t bytes = 0;
-  WarmUp(&out, fx);
-  for (auto _ : state) bytes = Scrape(fx.heap, expose::Format::kOpenMetrics, &out, true);
-  SetScrapeCounters(state, 10002, bytes);
+  TimeScrapes(state, CachedHeap("workers", state.range(0), BuildAfterWorkers),
+              expose::Format::kOpenMetrics, 10002, /*process=*/true);
 }
 BENCHMARK(BM_ScrapeAfterWorkers)
     ->Arg(0)

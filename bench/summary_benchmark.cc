@@ -21,10 +21,7 @@ void BM_BareSummaryObserve(benchmark::State& state) {
   for (auto _ : state) {
     const double v = kObservedValues[i++ & 15];
     cells->count.fetch_add(1, std::memory_order_relaxed);
-    uint64_t old = cells->sum.load(std::memory_order_relaxed);
-    while (!cells->sum.compare_exchange_weak(
-        old, std::bit_cast<uint64_t>(std::bit_cast<double>(old) + v), std::memory_order_relaxed)) {
-    }
+    BareAddDouble(cells->sum, v);
   }
   benchmark::DoNotOptimize(cells->sum.load(std::memory_order_relaxed));
 }
