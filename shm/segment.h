@@ -102,8 +102,15 @@ class Segment {
 
   // Checked access for readers that trust nothing: returns the address of `len` bytes at
   // `offset` when they lie inside the committed heap (past the header) and offset is 8-byte
-  // aligned, else nullptr.
-  const char* Checked(uint64_t offset, uint64_t len) const;
+  // aligned, else nullptr. Inline: a label lookup makes five of these checks.
+  const char* Checked(uint64_t offset, uint64_t len) const {
+    const uint64_t committed = header().committed.load(std::memory_order_acquire);
+    const uint64_t limit = committed < mapped_size_ ? committed : mapped_size_;
+    if (offset < kHeaderSize || offset % 8 != 0 || offset > limit || len > limit - offset) {
+      return nullptr;
+    }
+    return base_ + offset;
+  }
   // Bytes that may be read: the committed size, capped by the mapping and the file's size.
   uint64_t ReadableSize() const;
 

@@ -61,7 +61,7 @@ struct HttpExposer::Impl {
     }
     resp.content_type = std::string(expose::ContentType(format));
     if (expose::AcceptsGzip(req.accept_encoding)) {
-      if (auto gz = expose::GzipCompress(resp.body); gz.ok()) {
+      if (auto gz = expose::GzipCompress(resp.body, expose::kGzipFastestLevel); gz.ok()) {
         resp.body = std::move(*gz);
         resp.content_encoding = "gzip";
       }

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -346,11 +348,16 @@ SeriesRef FamilyBase::Lookup(std::span<const std::string_view> values) const {
           absl::StrCat("metric ", Quoted(name_), " has ", declared_names_.size(), " label names [",
                        absl::StrJoin(declared_names_, ", "), "]; got ", values.size(), " values"));
   }
-  std::array<std::string_view, kMaxLabels> canonical;
-  for (size_t i = 0; i < values.size(); ++i) canonical[i] = values[to_canonical_[i]];
+  // Only values.size() views are used: constructing all kMaxLabels of a std::array (zeroing
+  // 512 bytes) cost a fifth of a lookup's instructions.
+  alignas(std::string_view) std::byte storage[kMaxLabels * sizeof(std::string_view)];
+  auto* canonical = reinterpret_cast<std::string_view*>(storage);
+  for (size_t i = 0; i < values.size(); ++i) {
+    new (&canonical[i]) std::string_view(values[to_canonical_[i]]);
+  }
   char buf[512];
   std::string spill;
-  const std::span<const std::string_view> c(canonical.data(), values.size());
+  const std::span<const std::string_view> c(canonical, values.size());
   const std::string_view key = BuildKey(c, buf, sizeof buf, &spill);
   if (const uint64_t off = segment_->Find(table_off_, key); off != 0) {
     return {segment_->base() + off, this};
