@@ -181,16 +181,29 @@ TEST_F(CollectorTest, ReadOnlyUnrelatedOpenSeesTheSameValues) {
 TEST_F(CollectorTest, HistogramSnapshotsStayConsistentUnderConcurrentWriters) {
   auto& f = registry_->AddHistogram("lat", "L", {}, {.buckets = LinearBuckets(1, 1, 10)});
   constexpr int kProcs = 4, kObs = 250000;
+  // Writers pause half-way until the collector has seen them all there, so some snapshots are
+  // taken while they write however the machine schedules the processes.
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
   std::vector<pid_t> kids;
   for (int p = 0; p < kProcs; ++p) {
     kids.push_back(ForkChild([&, p] {
+      close(go[1]);
       Histogram h = f.Labels();
-      for (int i = 0; i < kObs; ++i) h.Observe((i * 7 + p) % 13);
+      for (int i = 0; i < kObs; ++i) {
+        if (i == kObs / 2) {
+          char c;
+          if (read(go[0], &c, 1) != 1) return 1;
+        }
+        h.Observe((i * 7 + p) % 13);
+      }
       return 0;
     }));
   }
+  close(go[0]);
   std::vector<uint64_t> last;
   int snapshots = 0;
+  bool released = false;
   for (;;) {
     RecordingEncoder rec;
     ASSERT_TRUE(
@@ -203,9 +216,15 @@ TEST_F(CollectorTest, HistogramSnapshotsStayConsistentUnderConcurrentWriters) {
     }
     last = cum;
     ++snapshots;
+    if (!released && cum.back() == uint64_t{kProcs} * kObs / 2) {
+      ASSERT_EQ(write(go[1], std::string(kProcs, 'g').data(), kProcs), kProcs);
+      released = true;
+    }
     if (cum.back() == uint64_t{kProcs} * kObs) break;
   }
+  close(go[1]);
   for (pid_t k : kids) ASSERT_EQ(WaitChild(k), 0);
+  EXPECT_TRUE(released);
   EXPECT_GT(snapshots, 1);
   EXPECT_EQ(f.Labels().Count(), uint64_t{kProcs} * kObs);
 }
