@@ -3,6 +3,7 @@
 #include <crypt.h>
 
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -18,11 +19,28 @@ namespace {
 // known user with a bcrypt hash of the usual cost. (bcrypt, cost 10, of a password nobody uses.)
 constexpr char kDummyHash[] = "$2y$10$UiDWhuLNs05MzuoOg1aQ9eGE4KcjqG/aJm3vuCC3H7rqwcNSig1c2";
 
+// crypt(3) of `password` with `hash` as the setting; nullopt when crypt refuses the setting.
+// crypt_rn needs NUL-terminated strings.
+std::optional<std::string> Crypt(const std::string& password, const char* hash) {
+  auto data = std::make_unique<crypt_data>();  // value-initialized: zeroed, as crypt_rn asks
+  const char* out = crypt_rn(password.c_str(), hash, data.get(), sizeof(crypt_data));
+  if (out == nullptr) return std::nullopt;
+  return std::string(out);
+}
+
 // The kinds of hash accepted: bcrypt, sha256-crypt and sha512-crypt, the ones exporter-toolkit
-// users generate (bcrypt) and the ones Debian's mkpasswd and Python's crypt make.
+// users generate (bcrypt) and the ones Debian's mkpasswd, `openssl passwd -5/-6` and Python's
+// crypt make. libxcrypt calls sha256-crypt "legacy" (still sound, no longer its default). A
+// complete hash is what crypt makes with it as the setting, up to the digest: that rejects
+// truncated hashes, which crypt would otherwise treat as a salt and never match.
 bool IsSupportedHash(const std::string& hash) {
   for (const char* prefix : {"$2a$", "$2b$", "$2y$", "$5$", "$6$"}) {
-    if (hash.rfind(prefix, 0) == 0) return crypt_checksalt(hash.c_str()) == CRYPT_SALT_OK;
+    if (hash.rfind(prefix, 0) != 0) continue;
+    const int check = crypt_checksalt(hash.c_str());
+    if (check != CRYPT_SALT_OK && check != CRYPT_SALT_METHOD_LEGACY) return false;
+    const std::optional<std::string> sample = Crypt("x", hash.c_str());
+    return sample.has_value() && sample->size() == hash.size() &&
+           sample->compare(0, sample->rfind('$'), hash, 0, hash.rfind('$')) == 0;
   }
   return false;
 }
@@ -32,13 +50,12 @@ bool EqualConstantTime(std::string_view a, std::string_view b) {
 }
 
 // crypt(3) of `password` with `hash` as the setting equals `hash` exactly when the password is
-// the one the hash was made from. crypt_rn needs NUL-terminated strings; a password with a NUL
-// inside can never match, since what is hashed would stop at the NUL.
+// the one the hash was made from. A password with a NUL inside can never match, since what is
+// hashed would stop at the NUL.
 bool VerifyHash(const std::string& password, const char* hash) {
   if (password.find('\0') != std::string::npos) return false;
-  auto data = std::make_unique<crypt_data>();  // value-initialized: zeroed, as crypt_rn asks
-  const char* out = crypt_rn(password.c_str(), hash, data.get(), sizeof(crypt_data));
-  return out != nullptr && EqualConstantTime(out, hash);
+  const std::optional<std::string> out = Crypt(password, hash);
+  return out.has_value() && EqualConstantTime(*out, hash);
 }
 
 }  // namespace
