@@ -142,7 +142,7 @@ class WrkTest : public ::testing::Test {
     for (pid_t p : updaters) EXPECT_EQ(WaitChild(p), 0);
 
     ASSERT_EQ(wrk.size(), 7u) << output;
-    EXPECT_GT(wrk.at("requests"), 64) << output;
+    EXPECT_GE(wrk.at("requests"), 10) << output;
     EXPECT_EQ(wrk.at("connect"), 0) << output;
     EXPECT_EQ(wrk.at("read"), 0) << output;
     EXPECT_EQ(wrk.at("write"), 0) << output;
