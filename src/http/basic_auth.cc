@@ -117,7 +117,7 @@ bool BasicAuth::Check(std::string_view authorization) {
 }
 
 bool BasicAuth::IsCached(const Digest& key) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   // Every entry is compared in full, whatever matches, so the time taken tells nothing.
   bool found = false;
   for (const Digest& d : verified_) {
@@ -127,7 +127,7 @@ bool BasicAuth::IsCached(const Digest& key) {
 }
 
 void BasicAuth::Remember(const Digest& key) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (verified_.size() >= kMaxCached) verified_.clear();
   verified_.push_back(key);
 }

@@ -654,10 +654,13 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
   }
   SetCloseOnExec(socket.native_handle());
   if (state_.active_connections.load(std::memory_order_relaxed) >= options_.max_connections) {
-    // Best effort: the 503 goes out only if the socket buffer takes it right away.
-    ssize_t ignored = ::send(socket.native_handle(), kBusyResponse.data(), kBusyResponse.size(),
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)ignored;
+    // Best effort: the 503 goes out only if the socket buffer takes it right away. A TLS client
+    // expects a handshake, not plain text: it just sees the close.
+    if (state_.tls == nullptr) {
+      ssize_t ignored = ::send(socket.native_handle(), kBusyResponse.data(), kBusyResponse.size(),
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)ignored;
+    }
     error_code ignored_ec;
     socket.shutdown(tcp::socket::shutdown_both, ignored_ec);
     socket.close(ignored_ec);

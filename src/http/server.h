@@ -102,7 +102,9 @@ struct ServerOptions {
   int tls_min_version = 12;
 
   // Most connections open at once. A connection accepted beyond it gets a canned 503 (written
-  // only if the socket takes it at once) and is closed, so the listener never stalls.
+  // only if the socket takes it at once; not under TLS) and is closed, so the listener never
+  // stalls. When accept() fails (EMFILE, ENFILE, ENOBUFS), the listener retries 50 ms later and
+  // the pending connections wait in the kernel's backlog.
   // REQUIRES: max_connections >= 1
   // Default: 512
   size_t max_connections = 512;

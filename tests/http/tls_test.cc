@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -138,6 +139,29 @@ TEST_F(TlsTest, SilentAndGarbageClientsAreDroppedWithinTheReadTimeout) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 400ms);  // the silent one waited
   int rc = -1;
   EXPECT_EQ(Curl(ShellQuote(Url("127.0.0.1", "/ok")), &rc), "path=/ok auth=\n");
+}
+
+TEST_F(TlsTest, ConnectionsBeyondTheLimitAreClosedWithoutPlainTextAndServingResumes) {
+  options_.max_connections = 4;
+  options_.read_timeout = 30s;  // the first four stay until their clients close them
+  Start();
+  std::vector<std::unique_ptr<TestClient>> held;
+  for (int i = 0; i < 4; ++i) held.push_back(std::make_unique<TestClient>(server_->port()));
+  std::this_thread::sleep_for(200ms);  // all four accepted
+  for (int i = 0; i < 5; ++i) {
+    TestClient extra(server_->port());
+    auto rest = extra.ReadUntilClosed(20s);
+    ASSERT_TRUE(rest.has_value()) << i;
+    EXPECT_EQ(*rest, "") << i;  // no plain-text 503 on a TLS port
+  }
+  held.clear();
+  int rc = -1;
+  std::string out;
+  for (int attempt = 0; attempt < 100 && rc != 0; ++attempt) {
+    out = Curl(ShellQuote(Url("127.0.0.1", "/again")), &rc);
+    if (rc != 0) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(out, "path=/again auth=\n");
 }
 
 TEST_F(TlsTest, OversizedHeadersOverTlsGet431) {
