@@ -7,7 +7,11 @@
 //   GET/HEAD /-/healthy    "OK"
 //   GET/HEAD /             a landing page linking to both
 // with 404 for other paths and 405 for other methods. It binds 127.0.0.1 unless told otherwise.
-// Header size, body size, idle and read timeouts are bounded (see HttpExposerOptions).
+// Header size, body size, connections and the read, idle and write times of every connection
+// are bounded (see HttpExposerOptions): slow or silent clients are dropped, oversized requests
+// get 431 or 413, malformed ones 400, and connections past the limit 503, while other clients
+// keep being served. Optionally the endpoint speaks only HTTPS and/or requires HTTP basic
+// authentication, configured like a Prometheus exporter (see WebOptions, LoadWebConfigFile).
 //
 // Thread safety: construct and destroy from one thread. Fork safety: the serving thread exists
 // only in the process that constructed the exposer; forked workers never run it and must not
@@ -16,11 +20,17 @@
 // Example:
 //   shmetrics::HttpExposer exposer(heap, {.port = 9464});
 //   ... fork workers ...
+//
+//   // HTTPS with basic auth, from a Prometheus exporter web configuration file:
+//   shmetrics::HttpExposer secure(
+//       heap, {.port = 9464, .web = shmetrics::LoadWebConfigFile("/etc/myapp/web.yml")});
 #ifndef SHMETRICS_HTTP_EXPOSER_H_
 #define SHMETRICS_HTTP_EXPOSER_H_
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,26 +45,75 @@ enum class ExpositionFormat { kOpenMetrics, kPrometheus };
 // family names. Throws Error kDataLoss when a heap is corrupt.
 std::string Expose(const Heap& heap, ExpositionFormat format = ExpositionFormat::kOpenMetrics);
 
+// TLS and HTTP basic authentication for the endpoint: what a Prometheus exporter's web
+// configuration file (exporter-toolkit's `--web.config.file`) holds. LoadWebConfigFile reads one.
+struct WebOptions {
+  // PEM certificate chain (leaf first) and private key. Both set: the endpoint speaks HTTPS
+  // only (OpenSSL; plain HTTP connections are closed unanswered). Both empty: plain HTTP.
+  // REQUIRES: both set or both empty. Default: "" (plain HTTP)
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+  // Oldest TLS version accepted: 12 (TLS 1.2) or 13 (TLS 1.3). Default: 12
+  int tls_min_version = 12;
+  // User name -> crypt(3) hash of the password: bcrypt ($2a$, $2b$, $2y$, e.g. from
+  // `htpasswd -nbB user password`), sha256-crypt ($5$) or sha512-crypt ($6$), verified with
+  // libxcrypt. When not empty, every request (every path) must carry matching basic
+  // credentials, or gets 401 with `WWW-Authenticate: Basic` and no other content. Verified
+  // credentials are cached (as a SHA-256 digest), so only the first scrape pays for bcrypt.
+  // Default: empty (no authentication)
+  std::map<std::string, std::string> basic_auth_users{};
+};
+
+// Reads a web configuration file in exporter-toolkit's YAML format:
+//   tls_server_config:
+//     cert_file: server.crt   # relative paths are relative to the file's directory
+//     key_file: server.key
+//     min_version: TLS12      # optional: TLS12 or TLS13
+//   basic_auth_users:
+//     prometheus: $2y$10$...
+// Both sections are optional. Keys this reader does not implement (client_auth_type,
+// cipher_suites, http_server_config, ...) are errors, not silently ignored. Throws Error:
+// kNotFound or kPermissionDenied when the file cannot be read, kInvalidArgument naming the file
+// and line for anything else. Certificate files are read later, by the HttpExposer.
+WebOptions LoadWebConfigFile(const std::string& path);
+
 struct HttpExposerOptions {
   // Default: "127.0.0.1" (loopback only). "0.0.0.0" or "::" to serve other hosts.
   std::string address = "127.0.0.1";
   // Default: 9464. 0 picks a free port; HttpExposer::port() tells which.
   uint16_t port = 9464;
-  // Default: 10 s. The whole request must arrive within this.
+  // The whole request (and the TLS handshake before a connection's first request) must arrive
+  // within this, counted from the accept or from a later request's first byte; slow and silent
+  // clients are dropped when it expires.
+  // REQUIRES: > 0. Default: 10 s
   std::chrono::milliseconds read_timeout{10000};
-  // Default: 30 s. An idle keep-alive connection is closed after this.
+  // An idle keep-alive connection is closed after this.
+  // REQUIRES: > 0. Default: 30 s
   std::chrono::milliseconds idle_timeout{30000};
-  // Default: 8 KiB. Larger request headers get 431.
+  // The whole response must be written within this, or the connection is dropped.
+  // REQUIRES: > 0. Default: 30 s
+  std::chrono::milliseconds write_timeout{30000};
+  // Larger request lines plus headers get 431.
+  // REQUIRES: >= 64. Default: 8 KiB
   size_t max_header_bytes = 8192;
-  // Default: 512. Connections beyond this are refused.
+  // Larger request bodies (the endpoint has no use for any) get 413.
+  // Default: 4 KiB
+  size_t max_body_bytes = 4096;
+  // Connections beyond this get a best-effort 503 and are closed; the listener keeps going.
+  // Each connection costs a file descriptor, so keep this below the process's RLIMIT_NOFILE.
+  // REQUIRES: >= 1. Default: 512
   size_t max_connections = 512;
   // Default: true. Include process_* metrics of the master and every live worker.
   bool process_metrics = true;
+  // TLS and basic authentication. Default: neither.
+  WebOptions web{};
 };
 
 class HttpExposer {
  public:
-  // Starts serving. Throws Error naming address:port when it cannot bind.
+  // Starts serving. Throws Error naming address:port when it cannot bind, and kInvalidArgument
+  // for bad options, an unreadable or mismatched certificate or key (naming the file) or an
+  // unsupported password hash (naming the user).
   explicit HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& options = {});
   explicit HttpExposer(Heap heap, const HttpExposerOptions& options = {})
       : HttpExposer(std::vector<Heap>{std::move(heap)}, options) {}

@@ -7,6 +7,7 @@
 // Thread safety: single-threaded, except for the HttpExposer's own thread under `serve`, which is
 // started after SIGTERM and SIGINT are blocked so that only main's sigwait receives them.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -49,11 +50,16 @@ constexpr std::string_view kMainUsage =
 
 constexpr std::string_view kServeUsage =
     "usage: shmetrics serve --heap NAME [--heap NAME2 ...] [--listen ADDR:PORT]\n"
+    "                       [--web-config-file FILE]\n"
     "\n"
     "Opens the heaps read-only and serves them at http://ADDR:PORT/metrics until SIGTERM or\n"
     "SIGINT, then exits 0. Prints `listening on ADDR:PORT` (the bound port) once ready.\n"
-    "  --heap NAME         a heap name or path; repeat to serve several heaps\n"
-    "  --listen ADDR:PORT  default 127.0.0.1:9464; port 0 picks a free port; [::1]:PORT for IPv6\n";
+    "  --heap NAME              a heap name or path; repeat to serve several heaps\n"
+    "  --listen ADDR:PORT       default 127.0.0.1:9464; port 0 picks a free port; [::1]:PORT\n"
+    "                           for IPv6\n"
+    "  --web-config-file FILE   TLS and basic auth, in the YAML format of Prometheus exporters'\n"
+    "                           --web.config.file (tls_server_config: cert_file, key_file;\n"
+    "                           basic_auth_users: user: bcrypt hash)\n";
 
 constexpr std::string_view kDumpUsage =
     "usage: shmetrics dump --heap NAME [--format openmetrics|prometheus]\n"
@@ -96,6 +102,7 @@ struct Args {
   std::vector<std::string> heaps;
   std::optional<std::string> listen;
   std::optional<std::string> format;
+  std::optional<std::string> web_config_file;
   bool verify = false;
 };
 
@@ -144,6 +151,8 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
       args->listen = *value;
     } else if (flag == "--format") {
       args->format = *value;
+    } else if (flag == "--web-config-file") {
+      args->web_config_file = *value;
     }
   }
   return std::nullopt;
@@ -193,6 +202,14 @@ std::optional<Failure> Serve(const Args& args) {
   HttpExposerOptions options;
   if (args.listen) {
     if (auto f = ParseListen(*args.listen, &options)) return f;
+  }
+  if (args.web_config_file) options.web = LoadWebConfigFile(*args.web_config_file);
+  // Each connection holds a descriptor: allow as many as the hard limit permits, so the
+  // connection cap, not a default soft limit of 1024, decides how many clients are served.
+  if (rlimit nofile{};
+      getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &nofile);
   }
   std::vector<Heap> heaps;
   for (const std::string& h : args.heaps) heaps.push_back(OpenReadOnly(h));
@@ -348,7 +365,7 @@ std::optional<Failure> Run(int argc, char** argv) {
     return std::nullopt;
   }
   static const Command kCommands[] = {
-      {"serve", kServeUsage, {"--heap", "--listen"}},
+      {"serve", kServeUsage, {"--heap", "--listen", "--web-config-file"}},
       {"dump", kDumpUsage, {"--heap", "--format"}},
       {"inspect", kInspectUsage, {"--heap", "--verify"}},
       {"list", kListUsage, {}},

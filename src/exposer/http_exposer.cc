@@ -5,9 +5,11 @@
 #include "expose/encoder.h"
 #include "expose/gzip.h"
 #include "expose/negotiate.h"
+#include "http/basic_auth.h"
 #include "http/query.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "http/web_config.h"
 #include "shmetrics/error.h"
 
 namespace shmetrics {
@@ -39,12 +41,25 @@ std::string Expose(const Heap& heap, ExpositionFormat format) {
   return out;
 }
 
+WebOptions LoadWebConfigFile(const std::string& path) {
+  auto config = http::LoadWebConfigFile(path);
+  if (!config.ok()) throw Error(config.status());
+  return WebOptions{.tls_cert_file = std::move(config->tls_cert_file),
+                    .tls_key_file = std::move(config->tls_key_file),
+                    .tls_min_version = config->tls_min_version,
+                    .basic_auth_users = std::move(config->basic_auth_users)};
+}
+
 struct HttpExposer::Impl {
   std::vector<Heap> heaps;
   bool process_metrics;
+  std::unique_ptr<http::BasicAuth> auth;  // null: no authentication
   std::unique_ptr<http::Server> server;
 
+  // Every path is behind the authentication, as with exporter-toolkit: a request without the
+  // right credentials learns nothing but the 401.
   http::Response Handle(const http::Request& req) const {
+    if (auth != nullptr && !auth->Check(req.authorization)) return http::Unauthorized();
     if (req.path != "/metrics" && req.path != "/" && req.path != "/-/healthy") {
       return http::NotFound();
     }
@@ -79,8 +94,18 @@ HttpExposer::HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& opti
   so.port = options.port;
   so.read_timeout = options.read_timeout;
   so.idle_timeout = options.idle_timeout;
+  so.write_timeout = options.write_timeout;
   so.max_header_bytes = options.max_header_bytes;
+  so.max_body_bytes = options.max_body_bytes;
   so.max_connections = options.max_connections;
+  so.tls_cert_file = options.web.tls_cert_file;
+  so.tls_key_file = options.web.tls_key_file;
+  so.tls_min_version = options.web.tls_min_version;
+  if (!options.web.basic_auth_users.empty()) {
+    auto auth = http::BasicAuth::Create(options.web.basic_auth_users);
+    if (!auth.ok()) throw Error(auth.status());
+    impl_->auth = *std::move(auth);
+  }
   Impl* impl = impl_.get();
   auto server = http::Server::Start(so, [impl](const http::Request& r) { return impl->Handle(r); });
   if (!server.ok()) throw Error(server.status());

@@ -31,11 +31,15 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl/context.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/http.hpp"
+#include "boost/beast/ssl/ssl_stream.hpp"
+#include "openssl/err.h"
+#include "openssl/ssl.h"
 
 namespace shmetrics::http {
 namespace {
@@ -45,6 +49,7 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using TlsStream = beast::ssl_stream<tcp::socket>;
 
 // How long and how much a connection is drained after an error response before it is closed.
 // Closing with unread input makes the kernel send RST, which can destroy the response before
@@ -153,7 +158,53 @@ absl::Status ValidateOptions(const ServerOptions& o) {
   if (o.max_connections < 1) {
     return absl::InvalidArgumentError("ServerOptions.max_connections must be >= 1");
   }
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "ServerOptions.tls_cert_file and tls_key_file must be set together");
+  }
+  if (o.tls_min_version != 12 && o.tls_min_version != 13) {
+    return absl::InvalidArgumentError("ServerOptions.tls_min_version must be 12 or 13");
+  }
   return absl::OkStatus();
+}
+
+// The OpenSSL error queue's newest entry, for messages; clears the queue.
+std::string TlsErrorText(const error_code& ec) {
+  std::string text = ec.message();
+  if (unsigned long e = ERR_get_error(); e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    text = buf;
+  }
+  ERR_clear_error();
+  return text;
+}
+
+// A server context holding the certificate chain and key of `o`: TLS 1.2 or later (1.3 with
+// tls_min_version 13), no renegotiation, no compression. Errors name the file at fault.
+absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerOptions& o) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, o.tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  error_code ec;
+  ctx->use_certificate_chain_file(o.tls_cert_file, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot load the TLS certificate chain from '",
+                                                   o.tls_cert_file, "': ", TlsErrorText(ec)));
+  }
+  ctx->use_private_key_file(o.tls_key_file, asio::ssl::context::pem, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot load the TLS private key from '",
+                                                   o.tls_key_file, "': ", TlsErrorText(ec)));
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("the TLS private key '", o.tls_key_file,
+                                                   "' does not match the certificate '",
+                                                   o.tls_cert_file, "': ", TlsErrorText({})));
+  }
+  return ctx;
 }
 
 // What sessions need from the server. Lives in Server::Impl, which outlives every session.
@@ -162,6 +213,9 @@ struct SharedState {
 
   const ServerOptions options;
   const Handler handler;
+  // Set when options ask for TLS; every session's stream is created from it (OpenSSL allows
+  // that from several threads at once).
+  std::unique_ptr<asio::ssl::context> tls;
   // Sessions count themselves in and out so the acceptor can enforce max_connections.
   std::atomic<size_t> active_connections{0};
 };
@@ -177,6 +231,8 @@ class Server::Impl {
 
   ~Impl() { Stop(); }
 
+  // Loads the certificate and key when options ask for TLS.
+  absl::Status LoadTls();
   absl::Status Listen();
   void Run();
   void Stop();
@@ -211,27 +267,40 @@ class Server::Impl {
 
 namespace {
 
-// One connection. Lives as long as an operation on it is pending (each holds a shared_ptr);
-// all its handlers run on its strand, so its members need no lock.
-class Session : public std::enable_shared_from_this<Session> {
+// One connection, over a plain socket (Stream = tcp::socket) or TLS (Stream = TlsStream). Lives
+// as long as an operation on it is pending (each holds a shared_ptr); all its handlers run on
+// its strand, so its members need no lock.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
   Session(SharedState* server, tcp::socket socket)
       : server_(server),
         options_(server->options),
-        socket_(std::move(socket)),
-        timer_(socket_.get_executor()) {}
+        stream_(MakeStream(server, std::move(socket))),
+        timer_(stream_.get_executor()) {}
 
   ~Session() {
     CloseSocket();
     server_->active_connections.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  // The first request must arrive within read_timeout of the accept, so a client that connects
-  // and says nothing holds a slot no longer than a slow one.
+  // The first request (and the TLS handshake before it) must arrive within read_timeout of the
+  // accept, so a client that connects and says nothing holds a slot no longer than a slow one.
   void Start() {
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       self->ArmDeadline(self->options_.read_timeout);
-      self->ReadRequest();
+      if constexpr (kTls) {
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](const error_code& ec) {
+          // Plain HTTP, a bad client hello, a timeout: the
+          // client gets no TLS session and the socket closes.
+          if (ec || self->timed_out_) return self->Close();
+          self->ReadRequest();
+        });
+      } else {
+        self->ReadRequest();
+      }
     });
   }
 
@@ -240,7 +309,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // idling, lingering). On expiry it shuts the socket down, which fails the pending operation.
   void ArmDeadline(std::chrono::milliseconds timeout) {
     timer_.expires_after(timeout);
-    timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+    timer_.async_wait([weak = this->weak_from_this()](const error_code& ec) {
       if (ec) return;  // cancelled or re-armed
       auto self = weak.lock();
       if (!self) return;
@@ -286,16 +355,16 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec) return OnReadError(ec);
       if (parser_->is_done()) return OnRequest();
       if (!header_was_done && ExpectsContinue()) {
-        asio::async_write(socket_, asio::buffer(kContinueResponse.data(), kContinueResponse.size()),
-                          [self = shared_from_this()](const error_code& ec, size_t) {
+        asio::async_write(stream_, asio::buffer(kContinueResponse.data(), kContinueResponse.size()),
+                          [self = this->shared_from_this()](const error_code& ec, size_t) {
                             if (ec || self->timed_out_) return self->Close();
                             self->Parse();
                           });
         return;
       }
     }
-    socket_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = shared_from_this()](const error_code& ec, size_t n) {
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = this->shared_from_this()](const error_code& ec, size_t n) {
                               self->buffer_.commit(n);
                               if (ec) return self->OnReadError(ec);
                               self->Parse();
@@ -383,10 +452,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write(bool close_after) {
     ArmDeadline(options_.write_timeout);
-    bhttp::async_write(socket_, response_,
-                       [self = shared_from_this(), close_after](const error_code& ec, size_t) {
-                         self->OnWrite(ec, close_after);
-                       });
+    bhttp::async_write(stream_, response_,
+                       [self = this->shared_from_this(), close_after](
+                           const error_code& ec, size_t) { self->OnWrite(ec, close_after); });
   }
 
   void OnWrite(const error_code& ec, bool close_after) {
@@ -397,14 +465,17 @@ class Session : public std::enable_shared_from_this<Session> {
       ArmDeadline(options_.read_timeout);
       return ReadRequest();
     }
-    // Idle: wait for the next request's first byte under idle_timeout, then give the request
-    // read_timeout from there.
+    // Idle: wait for the next request's first bytes under idle_timeout, then give the request
+    // read_timeout from there. (A read, not a wait for readability: under TLS, decrypted bytes
+    // may already sit in OpenSSL's buffer with nothing left on the socket.)
     ArmDeadline(options_.idle_timeout);
-    socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
-      if (ec || self->timed_out_) return self->Close();
-      self->ArmDeadline(self->options_.read_timeout);
-      self->ReadRequest();
-    });
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = this->shared_from_this()](const error_code& ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec || self->timed_out_) return self->Close();
+                              self->ArmDeadline(self->options_.read_timeout);
+                              self->ReadRequest();
+                            });
   }
 
   void SendError(int status, const char* reason) {
@@ -421,22 +492,34 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Half-closes, then reads and discards what the client still sends (bounded in time and
   // bytes) so the close does not turn into an RST that could destroy the response in flight.
+  // Under TLS, close_notify goes first: the TLS shutdown, bounded by the same deadline.
   void LingerClose() {
-    error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_send, ignored);
     ArmDeadline(std::min<std::chrono::milliseconds>(options_.read_timeout, kMaxLinger));
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = this->shared_from_this()](const error_code&) {
+        if (self->timed_out_) return self->Close();
+        self->ShutdownSendAndDrain();
+      });
+    } else {
+      ShutdownSendAndDrain();
+    }
+  }
+
+  void ShutdownSendAndDrain() {
+    error_code ignored;
+    Socket().shutdown(tcp::socket::shutdown_send, ignored);
     Drain();
   }
 
   void Drain() {
-    socket_.async_read_some(asio::buffer(drain_),
-                            [self = shared_from_this()](const error_code& ec, size_t n) {
-                              self->drained_ += n;
-                              if (ec || self->timed_out_ || self->drained_ > kMaxLingerBytes) {
-                                return self->Close();
-                              }
-                              self->Drain();
-                            });
+    Socket().async_read_some(asio::buffer(drain_),
+                             [self = this->shared_from_this()](const error_code& ec, size_t n) {
+                               self->drained_ += n;
+                               if (ec || self->timed_out_ || self->drained_ > kMaxLingerBytes) {
+                                 return self->Close();
+                               }
+                               self->Drain();
+                             });
   }
 
   void Close() {
@@ -448,20 +531,31 @@ class Session : public std::enable_shared_from_this<Session> {
   // shutdown ends the connection for every copy.
   void ShutdownSocket() {
     error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.cancel(ignored);
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().cancel(ignored);
   }
 
   void CloseSocket() {
-    if (!socket_.is_open()) return;
+    if (!Socket().is_open()) return;
     error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    Socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Socket().close(ignored);
+  }
+
+  tcp::socket& Socket() { return beast::get_lowest_layer(stream_); }
+
+  static Stream MakeStream(SharedState* server, tcp::socket socket) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *server->tls);
+    } else {
+      (void)server;
+      return socket;
+    }
   }
 
   SharedState* const server_;
   const ServerOptions& options_;
-  tcp::socket socket_;
+  Stream stream_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -473,6 +567,14 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+absl::Status Server::Impl::LoadTls() {
+  if (options_.tls_cert_file.empty()) return absl::OkStatus();
+  auto ctx = MakeTlsContext(options_);
+  if (!ctx.ok()) return ctx.status();
+  state_.tls = *std::move(ctx);
+  return absl::OkStatus();
+}
 
 absl::Status Server::Impl::Listen() {
   std::string host = options_.address;
@@ -552,16 +654,23 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
   }
   SetCloseOnExec(socket.native_handle());
   if (state_.active_connections.load(std::memory_order_relaxed) >= options_.max_connections) {
-    // Best effort: the 503 goes out only if the socket buffer takes it right away.
-    ssize_t ignored = ::send(socket.native_handle(), kBusyResponse.data(), kBusyResponse.size(),
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)ignored;
+    // Best effort: the 503 goes out only if the socket buffer takes it right away. A TLS client
+    // expects a handshake, not plain text: it just sees the close.
+    if (state_.tls == nullptr) {
+      ssize_t ignored = ::send(socket.native_handle(), kBusyResponse.data(), kBusyResponse.size(),
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)ignored;
+    }
     error_code ignored_ec;
     socket.shutdown(tcp::socket::shutdown_both, ignored_ec);
     socket.close(ignored_ec);
   } else {
     state_.active_connections.fetch_add(1, std::memory_order_relaxed);
-    std::make_shared<Session>(&state_, std::move(socket))->Start();
+    if (state_.tls != nullptr) {
+      std::make_shared<Session<TlsStream>>(&state_, std::move(socket))->Start();
+    } else {
+      std::make_shared<Session<tcp::socket>>(&state_, std::move(socket))->Start();
+    }
   }
   DoAccept();
 }
@@ -614,6 +723,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   if (!handler) return absl::InvalidArgumentError("Server::Start needs a handler");
   auto impl = std::make_unique<Impl>(std::move(options), std::move(handler));
+  if (absl::Status s = impl->LoadTls(); !s.ok()) return s;
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   impl->Run();
   return std::unique_ptr<Server>(new Server(std::move(impl)));

@@ -1,9 +1,9 @@
 // Server: a small HTTP/1.1 server for the metrics endpoint (Boost.Beast underneath).
 //
 // The server parses requests, enforces limits and timeouts, and answers protocol errors itself
-// (400, 413, 431, 503); every well-formed request goes to one Handler, which does all routing
-// and content negotiation. Keep-alive, pipelining, HEAD and `Expect: 100-continue` are handled
-// here so the handler only ever maps a Request to a Response.
+// (400, 413, 431, 503), optionally behind TLS (OpenSSL); every well-formed request goes to one
+// Handler, which does all routing and content negotiation. Keep-alive, pipelining, HEAD and
+// `Expect: 100-continue` are handled here so the handler only ever maps a Request to a Response.
 //
 // Thread safety: Start, port, endpoint and Stop may be called from any thread, except that
 // Stop (and the destructor) must not be called from inside the handler. The handler runs on the
@@ -87,8 +87,24 @@ struct ServerOptions {
   // Default: 4096
   size_t max_body_bytes = 4096;
 
+  // TLS: PEM files holding the certificate chain (leaf first) and its private key. Both empty
+  // (the default) serves plain HTTP; both set serves HTTPS only: a connection must complete the
+  // TLS handshake within read_timeout, and one that speaks plain HTTP or anything else is closed
+  // without an answer. Files are read once, by Start; errors name the file.
+  // REQUIRES: both set or both empty
+  // Default: "" (plain HTTP)
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+
+  // Oldest TLS version accepted: 12 (TLS 1.2) or 13 (TLS 1.3). Renegotiation and compression
+  // are always off.
+  // Default: 12
+  int tls_min_version = 12;
+
   // Most connections open at once. A connection accepted beyond it gets a canned 503 (written
-  // only if the socket takes it at once) and is closed, so the listener never stalls.
+  // only if the socket takes it at once; not under TLS) and is closed, so the listener never
+  // stalls. When accept() fails (EMFILE, ENFILE, ENOBUFS), the listener retries 50 ms later and
+  // the pending connections wait in the kernel's backlog.
   // REQUIRES: max_connections >= 1
   // Default: 512
   size_t max_connections = 512;
@@ -129,9 +145,10 @@ using Handler = std::function<Response(const Request&)>;
 class Server {
  public:
   // Binds options.address:options.port, starts the io threads and returns the running server.
-  // Errors name the address and port: InvalidArgument for bad options or an unparsable or
-  // non-local address, Unavailable when the port is in use, PermissionDenied for a privileged
-  // port, Internal otherwise.
+  // Errors name the address and port: InvalidArgument for bad options, an unreadable or
+  // mismatched TLS certificate or key (naming the file), or an unparsable or non-local address,
+  // Unavailable when the port is in use, PermissionDenied for a privileged port, Internal
+  // otherwise.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options,
                                                                      Handler handler);
 
