@@ -14,6 +14,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -724,18 +725,46 @@ void Segment::FreeTable(uint64_t table_off) {
 
 absl::Status Segment::ForEachEntry(uint64_t table,
                                    const std::function<bool(std::string_view, uint64_t)>& f) const {
-  const SlotArray* arr = CheckedSlots(*this, table);
-  if (arr == nullptr) {
-    return absl::DataLossError(absl::StrCat(location_.Describe(), ": table at offset ", table,
-                                            " is out of range or malformed"));
-  }
-  for (uint64_t i = 0; i < arr->capacity; ++i) {
-    const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
-    if (s == kSlotEmpty || s == kSlotTombstone) continue;
-    if (s % 8 != 0 || Checked(s, sizeof(Entry)) == nullptr) {
-      return absl::DataLossError(absl::StrCat(location_.Describe(), ": index slot ", i,
-                                              " holds offset ", s, ", out of range"));
+  // A writer that grows the table publishes a new slot array and frees the old one, whose bytes
+  // may be reused at once (its first word becomes a free-list link, so even its capacity
+  // changes). So the walk first gathers the entries of one array, reading its capacity once, and
+  // starts again when the table moved to another array meanwhile; only then are they handed to
+  // f, so f never sees an entry twice. Rebuilds double the capacity, so retries are few.
+  const auto* th = reinterpret_cast<const TableHeader*>(Checked(table, sizeof(TableHeader)));
+  std::vector<uint64_t> entries;
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t slots = th == nullptr ? 0 : th->slots.load(std::memory_order_acquire);
+    const SlotArray* arr = CheckedSlots(*this, table);
+    if (arr == nullptr) {
+      return absl::DataLossError(absl::StrCat(location_.Describe(), ": table at offset ", table,
+                                              " is out of range or malformed"));
     }
+    const uint64_t capacity = arr->capacity;
+    entries.clear();
+    bool bad = false;
+    uint64_t bad_slot = 0, bad_value = 0;
+    for (uint64_t i = 0; i < capacity; ++i) {
+      const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
+      if (s == kSlotEmpty || s == kSlotTombstone) continue;
+      if (s % 8 != 0 || Checked(s, sizeof(Entry)) == nullptr) {
+        bad = true;
+        bad_slot = i;
+        bad_value = s;
+        break;
+      }
+      entries.push_back(s);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const bool moved = th->slots.load(std::memory_order_acquire) != slots ||
+                       reinterpret_cast<const char*>(arr) != base_ + slots;
+    if (moved && attempt < 64) continue;
+    if (bad) {
+      return absl::DataLossError(absl::StrCat(location_.Describe(), ": index slot ", bad_slot,
+                                              " holds offset ", bad_value, ", out of range"));
+    }
+    break;
+  }
+  for (const uint64_t s : entries) {
     const Entry* e = CheckedEntry(*this, s);
     if (e == nullptr) continue;  // removed while we looked
     if (!f(std::string_view(reinterpret_cast<const char*>(e + 1), e->key_len), e->value)) break;
