@@ -110,7 +110,7 @@ inline constexpr uint32_t kBlockHeaderSize = sizeof(BlockHeader);
 // and, on a miss, the writer path retries under the lock.
 struct TableHeader {
   std::atomic<uint64_t> slots;  // offset of the current SlotArray
-  uint64_t live;                // entries, guarded by Header::lock
+  std::atomic<uint64_t> live;   // entries; written under Header::lock, read without it
   uint64_t tombstones;          // removed entries still occupying slots, guarded by Header::lock
   uint64_t reserved;
 };

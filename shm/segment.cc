@@ -648,8 +648,9 @@ absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
 absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t value) {
   auto* table = At<TableHeader>(table_off);
   uint64_t cap = At<SlotArray>(table->slots.load(std::memory_order_relaxed))->capacity;
-  if ((table->live + table->tombstones + 1) * 4 > cap * 3) {
-    const uint64_t want = (table->live + 1) * 2 > cap ? cap * 2 : cap;
+  const uint64_t live = table->live.load(std::memory_order_relaxed);
+  if ((live + table->tombstones + 1) * 4 > cap * 3) {
+    const uint64_t want = (live + 1) * 2 > cap ? cap * 2 : cap;
     if (absl::Status s = Rebuild(table, want); !s.ok()) return s;
     cap = want;
   }
@@ -668,7 +669,7 @@ absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t 
     const uint64_t s = slot.load(std::memory_order_relaxed);
     if (s == kSlotEmpty || s == kSlotTombstone) {
       if (s == kSlotTombstone) --table->tombstones;
-      ++table->live;
+      table->live.fetch_add(1, std::memory_order_relaxed);
       slot.store(*entry_off, std::memory_order_release);
       return absl::OkStatus();
     }
@@ -693,7 +694,7 @@ uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
     const uint64_t value = e->value;
     slot.store(kSlotTombstone, std::memory_order_release);
     ++table->tombstones;
-    --table->live;
+    table->live.fetch_sub(1, std::memory_order_relaxed);
     Free(s);
     return value;
   }
@@ -709,7 +710,7 @@ void Segment::EraseAll(uint64_t table_off, const std::function<void(uint64_t)>& 
     const uint64_t value = At<Entry>(s)->value;
     arr->slot[i].store(kSlotTombstone, std::memory_order_release);
     ++table->tombstones;
-    --table->live;
+    table->live.fetch_sub(1, std::memory_order_relaxed);
     Free(s);
     on_erase(value);
   }
@@ -774,7 +775,7 @@ absl::Status Segment::ForEachEntry(uint64_t table,
 
 uint64_t Segment::TableSize(uint64_t table) const {
   const auto* th = reinterpret_cast<const TableHeader*>(Checked(table, sizeof(TableHeader)));
-  return th == nullptr ? 0 : th->live;
+  return th == nullptr ? 0 : th->live.load(std::memory_order_relaxed);
 }
 
 // --- Workers ---
