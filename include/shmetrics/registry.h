@@ -12,7 +12,11 @@
 // heap's robust mutex, which a dying process cannot leave held. A family of no labels has its one
 // child from registration on, so the first scrape shows it at 0. Past the family's child limit,
 // or when the heap is full, Labels() returns the overflow child (every label "__overflow__"),
-// counted in shmetrics_series_overflow_total: never an exception on the update path.
+// counted in shmetrics_series_overflow_total{family=...}: never an exception on the update path.
+// When the heap is so full that even the overflow child cannot be created, the returned child
+// is detached: its updates are dropped (still counted there, and every failed allocation in
+// shmetrics_heap_allocation_failures_total). Existing series, the collector and the endpoint
+// keep working.
 //
 // Thread safety: all methods are safe from any thread. Process safety: see above.
 // Fork safety: a child may register and look up children right after fork(), even if other
