@@ -538,7 +538,8 @@ absl::StatusOr<uint64_t> Segment::Allocate(uint64_t size, BlockKind kind) {
 void Segment::ReleaseBlock(uint64_t* head, uint64_t offset) {
   auto* bh = At<BlockHeader>(offset - kBlockHeaderSize);
   bh->state.store(static_cast<uint16_t>(BlockState::kFree), std::memory_order_relaxed);
-  *At<uint64_t>(offset) = *head;
+  // Lock-free readers of the index may still read this word (LoadShared).
+  std::atomic_ref<uint64_t>(*At<uint64_t>(offset)).store(*head, std::memory_order_relaxed);
   *head = offset;
   header().blocks_freed.fetch_add(1, std::memory_order_relaxed);
 }
@@ -572,13 +573,20 @@ absl::StatusOr<uint64_t> Segment::NewTable(uint64_t initial_capacity) {
 namespace {
 
 // The slot array of a table, validated; nullptr when anything is out of range.
+// Reads a word of the index without the lock. The block holding it may be freed meanwhile, and a
+// freed block's first word becomes a free-list link (see ReleaseBlock), so the word is read
+// atomically and whatever it holds is validated by the caller.
+uint64_t LoadShared(const uint64_t& word) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(word)).load(std::memory_order_relaxed);
+}
+
 const SlotArray* CheckedSlots(const Segment& seg, uint64_t table) {
   const auto* th = reinterpret_cast<const TableHeader*>(seg.Checked(table, sizeof(TableHeader)));
   if (th == nullptr) return nullptr;
   const uint64_t off = th->slots.load(std::memory_order_acquire);
   const auto* arr = reinterpret_cast<const SlotArray*>(seg.Checked(off, 16));
   if (arr == nullptr) return nullptr;
-  const uint64_t cap = arr->capacity;
+  const uint64_t cap = LoadShared(arr->capacity);
   if (cap == 0 || (cap & (cap - 1)) != 0 || cap > (uint64_t{1} << 32) ||
       seg.Checked(off, 8 + cap * 8) == nullptr) {
     return nullptr;
@@ -610,13 +618,13 @@ uint64_t Segment::Find(uint64_t table, std::string_view key) const {
   const SlotArray* arr = CheckedSlots(*this, table);
   if (arr == nullptr) return 0;
   const uint64_t hash = KeyHash(key.data(), key.size());
-  const uint64_t mask = arr->capacity - 1;
+  const uint64_t mask = LoadShared(arr->capacity) - 1;
   for (uint64_t i = 0; i <= mask; ++i) {
     const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_acquire);
     if (s == kSlotEmpty) return 0;
     if (s == kSlotTombstone) continue;
     const Entry* e = CheckedEntry(*this, s);
-    if (e == nullptr || e->hash != hash || e->key_len != key.size()) continue;
+    if (e == nullptr || LoadShared(e->hash) != hash || e->key_len != key.size()) continue;
     if (std::memcmp(reinterpret_cast<const char*>(e + 1), key.data(), key.size()) == 0) {
       return e->value;
     }
@@ -680,7 +688,7 @@ uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
   auto* table = At<TableHeader>(table_off);
   auto* arr = At<SlotArray>(table->slots.load(std::memory_order_relaxed));
   const uint64_t hash = KeyHash(key.data(), key.size());
-  const uint64_t mask = arr->capacity - 1;
+  const uint64_t mask = LoadShared(arr->capacity) - 1;
   for (uint64_t i = 0; i <= mask; ++i) {
     auto& slot = arr->slot[(hash + i) & mask];
     const uint64_t s = slot.load(std::memory_order_relaxed);
@@ -740,7 +748,7 @@ absl::Status Segment::ForEachEntry(uint64_t table,
       return absl::DataLossError(absl::StrCat(location_.Describe(), ": table at offset ", table,
                                               " is out of range or malformed"));
     }
-    const uint64_t capacity = arr->capacity;
+    const uint64_t capacity = LoadShared(arr->capacity);
     entries.clear();
     bool bad = false;
     uint64_t bad_slot = 0, bad_value = 0;
