@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -772,6 +773,23 @@ absl::Status Segment::ForEachEntry(uint64_t table,
                                               " holds offset ", bad_value, ", out of range"));
     }
     break;
+  }
+  // An entry removed while we gathered may have had its block reused by an entry inserted into
+  // another slot, so the same offset can appear twice: keep its first appearance only.
+  std::vector<uint64_t> sorted = entries;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    std::vector<bool> taken(sorted.size());
+    size_t kept = 0;
+    for (const uint64_t s : entries) {
+      const size_t i = std::lower_bound(sorted.begin(), sorted.end(), s) - sorted.begin();
+      if (!taken[i]) {
+        taken[i] = true;
+        entries[kept++] = s;
+      }
+    }
+    entries.resize(kept);
   }
   for (const uint64_t s : entries) {
     const Entry* e = CheckedEntry(*this, s);
