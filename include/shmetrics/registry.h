@@ -160,9 +160,12 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
   ~Registry();
 
-  // Each Add* throws Error kInvalidArgument (invalid or reserved names, bad buckets) or
-  // kAlreadyExists (the name is registered with another definition). The returned family lives
-  // as long as the registry.
+  // Each Add* throws Error kInvalidArgument (invalid or reserved names, more than kMaxLabels
+  // labels, help over kMaxHelpBytes or not UTF-8, bad buckets or states), kAlreadyExists (the
+  // name is registered with another definition), kFailedPrecondition (a read-only heap, and the
+  // family is not registered yet), kResourceExhausted (the heap is full) or kDataLoss (the
+  // heap's record of the family is corrupt). Nothing is recorded when it throws. The returned
+  // family lives as long as the registry.
   //
   // Counter names may end in "_total"; it is dropped from the family name and exposed again.
   CounterFamily& AddCounter(std::string_view name, std::string_view help, LabelNames labels = {},
