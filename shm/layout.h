@@ -112,7 +112,10 @@ struct TableHeader {
   std::atomic<uint64_t> slots;  // offset of the current SlotArray
   std::atomic<uint64_t> live;   // entries; written under Header::lock, read without it
   uint64_t tombstones;          // removed entries still occupying slots, guarded by Header::lock
-  uint64_t reserved;
+  // Rebuilds so far, bumped under Header::lock before the old SlotArray is freed. A lock-free
+  // walker that sees it change knows the array it read may have been freed and reused, even when
+  // a later rebuild got the same block back (slots alone cannot tell). Was `reserved`, always 0.
+  std::atomic<uint64_t> rebuilds;
 };
 static_assert(std::is_standard_layout_v<TableHeader>);
 

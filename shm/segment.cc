@@ -581,7 +581,10 @@ uint64_t LoadShared(const uint64_t& word) {
   return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(word)).load(std::memory_order_relaxed);
 }
 
-const SlotArray* CheckedSlots(const Segment& seg, uint64_t table) {
+// The current slot array of a table and its capacity, validated, or nullptr. The capacity is read
+// once: the array may be freed and its bytes reused right after, so callers must use *capacity,
+// never re-read arr->capacity.
+const SlotArray* CheckedSlots(const Segment& seg, uint64_t table, uint64_t* capacity) {
   const auto* th = reinterpret_cast<const TableHeader*>(seg.Checked(table, sizeof(TableHeader)));
   if (th == nullptr) return nullptr;
   const uint64_t off = th->slots.load(std::memory_order_acquire);
@@ -592,6 +595,7 @@ const SlotArray* CheckedSlots(const Segment& seg, uint64_t table) {
       seg.Checked(off, 8 + cap * 8) == nullptr) {
     return nullptr;
   }
+  *capacity = cap;
   return arr;
 }
 
@@ -616,10 +620,11 @@ const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
 }  // namespace
 
 uint64_t Segment::Find(uint64_t table, std::string_view key) const {
-  const SlotArray* arr = CheckedSlots(*this, table);
+  uint64_t capacity = 0;
+  const SlotArray* arr = CheckedSlots(*this, table, &capacity);
   if (arr == nullptr) return 0;
   const uint64_t hash = KeyHash(key.data(), key.size());
-  const uint64_t mask = LoadShared(arr->capacity) - 1;
+  const uint64_t mask = capacity - 1;
   for (uint64_t i = 0; i <= mask; ++i) {
     const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_acquire);
     if (s == kSlotEmpty) return 0;
@@ -650,6 +655,10 @@ absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
   }
   table->slots.store(*fresh_off, std::memory_order_release);
   table->tombstones = 0;
+  // As a seqlock writer: the count moves before any write that reuses the old array, so a walker
+  // that read such a write sees the count moved (ForEachEntry).
+  table->rebuilds.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
   Free(old_off);
   return absl::OkStatus();
 }
@@ -738,18 +747,25 @@ absl::Status Segment::ForEachEntry(uint64_t table,
   // A writer that grows the table publishes a new slot array and frees the old one, whose bytes
   // may be reused at once (its first word becomes a free-list link, so even its capacity
   // changes). So the walk first gathers the entries of one array, reading its capacity once, and
-  // starts again when the table moved to another array meanwhile; only then are they handed to
-  // f, so f never sees an entry twice. Rebuilds double the capacity, so retries are few.
+  // starts again when the table was rebuilt meanwhile (TableHeader::rebuilds); only then are they
+  // handed to f, so f never sees an entry twice. Rebuilds are rare, so retries are few.
   const auto* th = reinterpret_cast<const TableHeader*>(Checked(table, sizeof(TableHeader)));
   std::vector<uint64_t> entries;
   for (int attempt = 0;; ++attempt) {
+    const uint64_t rebuilds = th == nullptr ? 0 : th->rebuilds.load(std::memory_order_acquire);
     const uint64_t slots = th == nullptr ? 0 : th->slots.load(std::memory_order_acquire);
-    const SlotArray* arr = CheckedSlots(*this, table);
+    uint64_t capacity = 0;
+    const SlotArray* arr = CheckedSlots(*this, table, &capacity);
     if (arr == nullptr) {
+      // Freed and reused between our reads of the table and of the array: try the new one.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (th != nullptr && th->rebuilds.load(std::memory_order_acquire) != rebuilds &&
+          attempt < 64) {
+        continue;
+      }
       return absl::DataLossError(absl::StrCat(location_.Describe(), ": table at offset ", table,
                                               " is out of range or malformed"));
     }
-    const uint64_t capacity = LoadShared(arr->capacity);
     entries.clear();
     bool bad = false;
     uint64_t bad_slot = 0, bad_value = 0;
@@ -765,7 +781,7 @@ absl::Status Segment::ForEachEntry(uint64_t table,
       entries.push_back(s);
     }
     std::atomic_thread_fence(std::memory_order_acquire);
-    const bool moved = th->slots.load(std::memory_order_acquire) != slots ||
+    const bool moved = th->rebuilds.load(std::memory_order_acquire) != rebuilds ||
                        reinterpret_cast<const char*>(arr) != base_ + slots;
     if (moved && attempt < 64) continue;
     if (bad) {
