@@ -573,7 +573,6 @@ absl::StatusOr<uint64_t> Segment::NewTable(uint64_t initial_capacity) {
 
 namespace {
 
-// The slot array of a table, validated; nullptr when anything is out of range.
 // Reads a word of the index without the lock. The block holding it may be freed meanwhile, and a
 // freed block's first word becomes a free-list link (see ReleaseBlock), so the word is read
 // atomically and whatever it holds is validated by the caller.
@@ -769,10 +768,13 @@ absl::Status Segment::ForEachEntry(uint64_t table,
     entries.clear();
     bool bad = false;
     uint64_t bad_slot = 0, bad_value = 0;
+    // Distinct entries take at least 32 bytes each; more slots than that repeat offsets, which
+    // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
+    const uint64_t max_entries = ReadableSize() / (kBlockHeaderSize + sizeof(Entry));
     for (uint64_t i = 0; i < capacity; ++i) {
       const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
       if (s == kSlotEmpty || s == kSlotTombstone) continue;
-      if (s % 8 != 0 || Checked(s, sizeof(Entry)) == nullptr) {
+      if (s % 8 != 0 || Checked(s, sizeof(Entry)) == nullptr || entries.size() >= max_entries) {
         bad = true;
         bad_slot = i;
         bad_value = s;
