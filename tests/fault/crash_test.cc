@@ -27,6 +27,7 @@
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
+#include "util/heap_fixture.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
@@ -35,7 +36,6 @@ namespace {
 using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::Snapshot;
 using ::shmetrics::testing::SnapshotEncoder;
-using ::shmetrics::testing::UniqueHeapName;
 using Clock = std::chrono::steady_clock;
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -62,27 +62,16 @@ struct Worker {
   std::string partial;  // bytes of an incomplete record
 };
 
-class CrashTest : public ::testing::Test {
+class CrashTest : public testing::HeapTest {
  protected:
   void SetUp() override {
-    unsetenv("SHMETRICS_COMMON_LABELS");
-    name_ = UniqueHeapName("crash");
-    heap_ = std::make_unique<Heap>(Heap::Create(name_, {.max_workers = 16}));
-    registry_ = std::make_unique<Registry>(*heap_);
+    CreateHeap("crash", {.max_workers = 16});
     ops_ = &registry_->AddCounter("fault_ops", "Updates on a held handle");
     labelled_ = &registry_->AddCounter("fault_labelled", "Updates through a lookup", {"slot"});
     latency_ = &registry_->AddHistogram("fault_latency_seconds", "Observations", {"route"},
                                         {.buckets = {0.001, 0.01, 0.1, 1}});
     series_ = &registry_->AddCounter("fault_series", "One child per creation", {"id"},
                                      {.max_children = 1000000});
-  }
-  void TearDown() override {
-    registry_.reset();
-    heap_.reset();
-    try {
-      Heap::Remove(name_);
-    } catch (const Error&) {
-    }
   }
 
   // The body of a worker: attach, register again, then update forever (until killed), telling
@@ -162,9 +151,6 @@ class CrashTest : public ::testing::Test {
     }
   }
 
-  std::string name_;
-  std::unique_ptr<Heap> heap_;
-  std::unique_ptr<Registry> registry_;
   CounterFamily* ops_ = nullptr;
   CounterFamily* labelled_ = nullptr;
   HistogramFamily* latency_ = nullptr;

@@ -15,6 +15,7 @@
 #include "shmetrics/error.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/registry.h"
+#include "util/heap_fixture.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
@@ -35,30 +36,18 @@ class CellTestingPeer {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
-using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
 
 // A deadlock shows up as a child that does not finish; anything that finishes waited for no lock.
 constexpr auto kBound = std::chrono::seconds(20);
 
-class LockHolderTest : public ::testing::Test {
+class LockHolderTest : public testing::HeapTest {
  protected:
   void SetUp() override {
-    unsetenv("SHMETRICS_COMMON_LABELS");
-    name_ = UniqueHeapName("locks");
-    heap_ = std::make_unique<Heap>(Heap::Create(name_, {.max_workers = 8}));
-    registry_ = std::make_unique<Registry>(*heap_);
+    CreateHeap("locks", {.max_workers = 8});
     requests_ = &registry_->AddCounter("requests", "Requests", {"code"});
     requests_->Labels("200").Inc();
-  }
-  void TearDown() override {
-    registry_.reset();
-    heap_.reset();
-    try {
-      Heap::Remove(name_);
-    } catch (const Error&) {
-    }
   }
 
   // Forks a child that runs take_lock, tells us, and waits to be killed; SIGKILLs it.
@@ -104,9 +93,6 @@ class LockHolderTest : public ::testing::Test {
     EXPECT_TRUE(heap_->segment().Verify().ok()) << heap_->segment().Verify();
   }
 
-  std::string name_;
-  std::unique_ptr<Heap> heap_;
-  std::unique_ptr<Registry> registry_;
   CounterFamily* requests_ = nullptr;
 };
 

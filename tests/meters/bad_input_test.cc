@@ -21,6 +21,7 @@
 #include "shmetrics/error.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/registry.h"
+#include "util/heap_fixture.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
@@ -32,13 +33,10 @@ using ::testing::HasSubstr;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-class BadInputTest : public ::testing::Test {
+class BadInputTest : public testing::HeapTest {
  protected:
   void SetUp() override {
-    unsetenv("SHMETRICS_COMMON_LABELS");
-    name_ = UniqueHeapName("bad");
-    heap_ = std::make_unique<Heap>(Heap::Create(name_));
-    registry_ = std::make_unique<Registry>(*heap_);
+    CreateHeap("bad");
     // Something recorded in every type, which no bad call may change.
     auto& c = registry_->AddCounter("requests", "Requests", {"method", "code"});
     c.Labels("GET", "200").Inc(5);
@@ -52,15 +50,6 @@ class BadInputTest : public ::testing::Test {
     registry_->AddInfo("build", "B", {"version"}).Labels("1.0");
     before_ = Exposition();
   }
-  void TearDown() override {
-    registry_.reset();
-    heap_.reset();
-    try {
-      Heap::Remove(name_);
-    } catch (const Error&) {
-    }
-  }
-
   // The metrics of the heap in OpenMetrics text, without the self and process metrics (heap
   // usage and CPU time move on their own).
   std::string Exposition() const {
@@ -88,9 +77,6 @@ class BadInputTest : public ::testing::Test {
     ExpectError(f, absl::StatusCode::kInvalidArgument, what);
   }
 
-  std::string name_;
-  std::unique_ptr<Heap> heap_;
-  std::unique_ptr<Registry> registry_;
   std::string before_;
 };
 
