@@ -110,9 +110,16 @@ inline constexpr uint32_t kBlockHeaderSize = sizeof(BlockHeader);
 // and, on a miss, the writer path retries under the lock.
 struct TableHeader {
   std::atomic<uint64_t> slots;  // offset of the current SlotArray
-  uint64_t live;                // entries, guarded by Header::lock
+  std::atomic<uint64_t> live;   // entries; written under Header::lock, read without it
   uint64_t tombstones;          // removed entries still occupying slots, guarded by Header::lock
-  uint64_t reserved;
+  // Rebuilds so far, bumped under Header::lock before the old SlotArray is freed. A lock-free
+  // walker that sees it change knows the array it read may have been freed and reused, even when
+  // a later rebuild got the same block back (slots alone cannot tell). Was `reserved`, always 0.
+  std::atomic<uint64_t> rebuilds;
+  // Entries erased so far, bumped under Header::lock before the entry's block is freed. A walker
+  // that sees it unchanged knows no entry block was reused meanwhile, so no offset it gathered
+  // can stand in two slots.
+  std::atomic<uint64_t> erasures;
 };
 static_assert(std::is_standard_layout_v<TableHeader>);
 

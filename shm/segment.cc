@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -529,7 +531,8 @@ absl::StatusOr<uint64_t> Segment::Allocate(uint64_t size, BlockKind kind) {
 void Segment::ReleaseBlock(uint64_t* head, uint64_t offset) {
   auto* bh = At<BlockHeader>(offset - kBlockHeaderSize);
   bh->state.store(static_cast<uint16_t>(BlockState::kFree), std::memory_order_relaxed);
-  *At<uint64_t>(offset) = *head;
+  // Lock-free readers of the index may still read this word (LoadShared).
+  std::atomic_ref<uint64_t>(*At<uint64_t>(offset)).store(*head, std::memory_order_relaxed);
   *head = offset;
   header().blocks_freed.fetch_add(1, std::memory_order_relaxed);
 }
@@ -562,18 +565,28 @@ absl::StatusOr<uint64_t> Segment::NewTable(uint64_t initial_capacity) {
 
 namespace {
 
-// The slot array of a table, validated; nullptr when anything is out of range.
-const SlotArray* CheckedSlots(const Segment& seg, uint64_t table) {
+// Reads a word of the index without the lock. The block holding it may be freed meanwhile, and a
+// freed block's first word becomes a free-list link (see ReleaseBlock), so the word is read
+// atomically and whatever it holds is validated by the caller.
+uint64_t LoadShared(const uint64_t& word) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(word)).load(std::memory_order_relaxed);
+}
+
+// The current slot array of a table and its capacity, validated, or nullptr. The capacity is read
+// once: the array may be freed and its bytes reused right after, so callers must use *capacity,
+// never re-read arr->capacity.
+const SlotArray* CheckedSlots(const Segment& seg, uint64_t table, uint64_t* capacity) {
   const auto* th = reinterpret_cast<const TableHeader*>(seg.Checked(table, sizeof(TableHeader)));
   if (th == nullptr) return nullptr;
   const uint64_t off = th->slots.load(std::memory_order_acquire);
   const auto* arr = reinterpret_cast<const SlotArray*>(seg.Checked(off, 16));
   if (arr == nullptr) return nullptr;
-  const uint64_t cap = arr->capacity;
+  const uint64_t cap = LoadShared(arr->capacity);
   if (cap == 0 || (cap & (cap - 1)) != 0 || cap > (uint64_t{1} << 32) ||
       seg.Checked(off, 8 + cap * 8) == nullptr) {
     return nullptr;
   }
+  *capacity = cap;
   return arr;
 }
 
@@ -598,16 +611,17 @@ const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
 }  // namespace
 
 uint64_t Segment::Find(uint64_t table, std::string_view key) const {
-  const SlotArray* arr = CheckedSlots(*this, table);
+  uint64_t capacity = 0;
+  const SlotArray* arr = CheckedSlots(*this, table, &capacity);
   if (arr == nullptr) return 0;
   const uint64_t hash = KeyHash(key.data(), key.size());
-  const uint64_t mask = arr->capacity - 1;
+  const uint64_t mask = capacity - 1;
   for (uint64_t i = 0; i <= mask; ++i) {
     const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_acquire);
     if (s == kSlotEmpty) return 0;
     if (s == kSlotTombstone) continue;
     const Entry* e = CheckedEntry(*this, s);
-    if (e == nullptr || e->hash != hash || e->key_len != key.size()) continue;
+    if (e == nullptr || LoadShared(e->hash) != hash || e->key_len != key.size()) continue;
     if (std::memcmp(reinterpret_cast<const char*>(e + 1), key.data(), key.size()) == 0) {
       return e->value;
     }
@@ -632,6 +646,10 @@ absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
   }
   table->slots.store(*fresh_off, std::memory_order_release);
   table->tombstones = 0;
+  // As a seqlock writer: the count moves before any write that reuses the old array, so a walker
+  // that read such a write sees the count moved (ForEachEntry).
+  table->rebuilds.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
   Free(old_off);
   return absl::OkStatus();
 }
@@ -639,8 +657,9 @@ absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
 absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t value) {
   auto* table = At<TableHeader>(table_off);
   uint64_t cap = At<SlotArray>(table->slots.load(std::memory_order_relaxed))->capacity;
-  if ((table->live + table->tombstones + 1) * 4 > cap * 3) {
-    const uint64_t want = (table->live + 1) * 2 > cap ? cap * 2 : cap;
+  const uint64_t live = table->live.load(std::memory_order_relaxed);
+  if ((live + table->tombstones + 1) * 4 > cap * 3) {
+    const uint64_t want = (live + 1) * 2 > cap ? cap * 2 : cap;
     if (absl::Status s = Rebuild(table, want); !s.ok()) return s;
     cap = want;
   }
@@ -659,18 +678,27 @@ absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t 
     const uint64_t s = slot.load(std::memory_order_relaxed);
     if (s == kSlotEmpty || s == kSlotTombstone) {
       if (s == kSlotTombstone) --table->tombstones;
-      ++table->live;
+      table->live.fetch_add(1, std::memory_order_relaxed);
       slot.store(*entry_off, std::memory_order_release);
       return absl::OkStatus();
     }
   }
 }
 
+namespace {
+// As a seqlock writer: the count moves before the entry's block can be reused, so a walker that
+// read such a reuse sees the count moved (ForEachEntry).
+void CountErasure(TableHeader* table) {
+  table->erasures.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+}
+}  // namespace
+
 uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
   auto* table = At<TableHeader>(table_off);
   auto* arr = At<SlotArray>(table->slots.load(std::memory_order_relaxed));
   const uint64_t hash = KeyHash(key.data(), key.size());
-  const uint64_t mask = arr->capacity - 1;
+  const uint64_t mask = LoadShared(arr->capacity) - 1;
   for (uint64_t i = 0; i <= mask; ++i) {
     auto& slot = arr->slot[(hash + i) & mask];
     const uint64_t s = slot.load(std::memory_order_relaxed);
@@ -684,7 +712,8 @@ uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
     const uint64_t value = e->value;
     slot.store(kSlotTombstone, std::memory_order_release);
     ++table->tombstones;
-    --table->live;
+    table->live.fetch_sub(1, std::memory_order_relaxed);
+    CountErasure(table);
     Free(s);
     return value;
   }
@@ -700,7 +729,8 @@ void Segment::EraseAll(uint64_t table_off, const std::function<void(uint64_t)>& 
     const uint64_t value = At<Entry>(s)->value;
     arr->slot[i].store(kSlotTombstone, std::memory_order_release);
     ++table->tombstones;
-    --table->live;
+    table->live.fetch_sub(1, std::memory_order_relaxed);
+    CountErasure(table);
     Free(s);
     on_erase(value);
   }
@@ -716,39 +746,98 @@ void Segment::FreeTable(uint64_t table_off) {
 
 absl::Status Segment::ForEachEntry(uint64_t table,
                                    const std::function<bool(std::string_view, uint64_t)>& f) const {
-  const SlotArray* arr = CheckedSlots(*this, table);
-  if (arr == nullptr) {
-    return absl::DataLossError(absl::StrCat(location_.Describe(), ": table at offset ", table,
-                                            " is out of range or malformed"));
+  // A writer that grows the table publishes a new slot array and frees the old one, whose bytes
+  // may be reused at once (its first word becomes a free-list link, so even its capacity
+  // changes). So the walk first gathers the entries of one array, reading its capacity once, and
+  // starts again when the table was rebuilt meanwhile (TableHeader::rebuilds); only then are they
+  // handed to f, so f never sees an entry twice. Rebuilds are rare, so retries are few.
+  const auto* th = reinterpret_cast<const TableHeader*>(Checked(table, sizeof(TableHeader)));
+  std::vector<uint64_t> entries;
+  bool erased = false;
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t rebuilds = th == nullptr ? 0 : th->rebuilds.load(std::memory_order_acquire);
+    const uint64_t erasures = th == nullptr ? 0 : th->erasures.load(std::memory_order_acquire);
+    const uint64_t slots = th == nullptr ? 0 : th->slots.load(std::memory_order_acquire);
+    uint64_t capacity = 0;
+    const SlotArray* arr = CheckedSlots(*this, table, &capacity);
+    if (arr == nullptr) {
+      // Freed and reused between our reads of the table and of the array: try the new one.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (th != nullptr && th->rebuilds.load(std::memory_order_acquire) != rebuilds &&
+          attempt < 64) {
+        continue;
+      }
+      return absl::DataLossError(absl::StrCat(location_.Describe(), ": table at offset ", table,
+                                              " is out of range or malformed"));
+    }
+    entries.clear();
+    bool bad = false;
+    uint64_t bad_slot = 0, bad_value = 0;
+    // Distinct entries take at least 32 bytes each; more slots than that repeat offsets, which
+    // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
+    const uint64_t max_entries = ReadableSize() / (kBlockHeaderSize + sizeof(Entry));
+    for (uint64_t i = 0; i < capacity; ++i) {
+      const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
+      if (s == kSlotEmpty || s == kSlotTombstone) continue;
+      if (s % 8 != 0 || Checked(s, sizeof(Entry)) == nullptr || entries.size() >= max_entries) {
+        bad = true;
+        bad_slot = i;
+        bad_value = s;
+        break;
+      }
+      entries.push_back(s);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const bool moved = th->rebuilds.load(std::memory_order_acquire) != rebuilds ||
+                       reinterpret_cast<const char*>(arr) != base_ + slots;
+    erased = th->erasures.load(std::memory_order_acquire) != erasures;
+    if (moved && attempt < 64) continue;
+    if (bad) {
+      return absl::DataLossError(absl::StrCat(location_.Describe(), ": index slot ", bad_slot,
+                                              " holds offset ", bad_value, ", out of range"));
+    }
+    break;
+  }
+  // An entry removed while we gathered may have had its block reused by an entry inserted into
+  // another slot, so the same offset can appear twice: keep its first appearance only. Without
+  // an erasure meanwhile no block was freed, so the (costly) check is skipped.
+  if (erased) {
+    std::vector<uint64_t> sorted = entries;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+      std::vector<bool> taken(sorted.size());
+      size_t kept = 0;
+      for (const uint64_t s : entries) {
+        const size_t i = std::lower_bound(sorted.begin(), sorted.end(), s) - sorted.begin();
+        if (!taken[i]) {
+          taken[i] = true;
+          entries[kept++] = s;
+        }
+      }
+      entries.resize(kept);
+    }
   }
   // Slots are in hash order, so the entries and the records they point to are scattered over
-  // the heap: without help a walk of a large table waits on a cache miss per entry, then another
-  // per record. Prefetching the entry kAhead slots ahead and, once it has arrived, its record
-  // kAhead / 2 slots ahead keeps those misses in flight. Prefetches never fault; offsets beyond
-  // the committed heap are skipped, and everything used below is still checked.
-  constexpr uint64_t kAhead = 16;
-  const uint64_t cap = arr->capacity;
-  const uint64_t limit = std::min(header().committed.load(std::memory_order_acquire), mapped_size_);
-  const auto prefetch = [&](uint64_t i, bool record) {
-    if (i >= cap) return;
-    const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
-    if (s < kHeaderSize || s % 8 != 0 || s > limit || limit - s < sizeof(Entry)) return;
+  // the heap: without help the walk waits on a cache miss per entry, then another per record.
+  // Prefetching the entry kAhead places ahead and, once it has arrived, its record kAhead / 2
+  // places ahead keeps those misses in flight. Prefetches never fault; offsets beyond the
+  // committed heap are skipped, and everything used below is still checked.
+  constexpr size_t kAhead = 16;
+  const uint64_t limit = ReadableSize();
+  const auto prefetch = [&](size_t i, bool record) {
+    if (i >= entries.size()) return;
+    const uint64_t s = entries[i];  // gathered above: 8-aligned and inside the heap
     if (!record) {
       __builtin_prefetch(base_ + s - kBlockHeaderSize);
     } else if (const uint64_t v = reinterpret_cast<const Entry*>(base_ + s)->value; v < limit) {
       __builtin_prefetch(base_ + v);
     }
   };
-  for (uint64_t i = 0; i < cap; ++i) {
+  for (size_t i = 0; i < entries.size(); ++i) {
     prefetch(i + kAhead, false);
     prefetch(i + kAhead / 2, true);
-    const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
-    if (s == kSlotEmpty || s == kSlotTombstone) continue;
-    if (s % 8 != 0 || Checked(s, sizeof(Entry)) == nullptr) {
-      return absl::DataLossError(absl::StrCat(location_.Describe(), ": index slot ", i,
-                                              " holds offset ", s, ", out of range"));
-    }
-    const Entry* e = CheckedEntry(*this, s);
+    const Entry* e = CheckedEntry(*this, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
     if (!f(std::string_view(reinterpret_cast<const char*>(e + 1), e->key_len), e->value)) break;
   }
@@ -757,7 +846,7 @@ absl::Status Segment::ForEachEntry(uint64_t table,
 
 uint64_t Segment::TableSize(uint64_t table) const {
   const auto* th = reinterpret_cast<const TableHeader*>(Checked(table, sizeof(TableHeader)));
-  return th == nullptr ? 0 : th->live;
+  return th == nullptr ? 0 : th->live.load(std::memory_order_relaxed);
 }
 
 // --- Workers ---

@@ -57,14 +57,19 @@ class Heap {
   using CreateOptions = HeapCreateOptions;
   using OpenOptions = HeapOpenOptions;
 
-  // Creates a heap. REQUIRES: name is 1..200 characters of [A-Za-z0-9_.-].
+  // Creates a heap. REQUIRES: name is 1..200 characters of [A-Za-z0-9_.-], not "." or "..", so
+  // it never leaves /dev/shm.
   // Throws Error: kAlreadyExists if it exists (the message says whether its creator still
-  // runs), kInvalidArgument for a bad name, kPermissionDenied, kResourceExhausted.
+  // runs), kInvalidArgument for a bad name (with '/', "..", ...) or options out of range
+  // (max_size outside 8 KiB..1 TiB, max_workers outside 1..65536), kPermissionDenied,
+  // kResourceExhausted.
   static Heap Create(std::string_view name, const CreateOptions& options = CreateOptions());
   // Opens an existing heap, or creates it when there is none (concurrent callers agree).
   static Heap OpenOrCreate(std::string_view name, const CreateOptions& options = CreateOptions());
-  // Opens an existing heap. Throws Error: kNotFound, kDataLoss (not a heap, truncated, corrupt),
-  // kFailedPrecondition (another layout version), kPermissionDenied (another owner, loose mode).
+  // Opens an existing heap. Throws Error: kInvalidArgument (a bad name), kNotFound, kDataLoss
+  // (not a heap, truncated, corrupt), kFailedPrecondition (another layout version or cell kind,
+  // not a regular file), kPermissionDenied (owned by another user, writable by group or others
+  // — see OpenOptions — or the file cannot be opened, e.g. a directory).
   static Heap Open(std::string_view name, const OpenOptions& options = OpenOptions());
   // The same, for a heap in a file at an explicit path (tmpfs or disk).
   static Heap CreateAtPath(std::string_view path, const CreateOptions& options = CreateOptions());
@@ -79,7 +84,7 @@ class Heap {
   // Claims a stable worker id for the calling process: the lowest id whose previous owner is
   // gone, so a respawned worker takes the id of the one it replaces. Idempotent per process.
   // Call it in each worker after fork(). Throws Error kResourceExhausted when max_workers live
-  // processes hold ids.
+  // processes hold ids, kFailedPrecondition when the heap was opened read-only.
   uint32_t AttachWorker();
   // The id claimed by this process, if any (a forked child does not inherit its parent's).
   std::optional<uint32_t> worker_id() const;

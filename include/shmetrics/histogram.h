@@ -34,9 +34,11 @@ namespace shmetrics {
 
 // Prometheus's default buckets: .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10.
 std::vector<double> DefaultBuckets();
-// count buckets: start, start+width, ... REQUIRES: count >= 1, width > 0 (else throws Error).
+// count buckets: start, start+width, ... REQUIRES: 1 <= count <= kMaxBuckets (1024), finite
+// start, finite width > 0; else throws Error kInvalidArgument.
 std::vector<double> LinearBuckets(double start, double width, int count);
-// count buckets: start, start*factor, ... REQUIRES: count >= 1, start > 0, factor > 1.
+// count buckets: start, start*factor, ... REQUIRES: 1 <= count <= kMaxBuckets (1024), finite
+// start > 0, finite factor > 1; else throws Error kInvalidArgument.
 std::vector<double> ExponentialBuckets(double start, double factor, int count);
 
 namespace internal {

@@ -12,7 +12,11 @@
 // heap's robust mutex, which a dying process cannot leave held. A family of no labels has its one
 // child from registration on, so the first scrape shows it at 0. Past the family's child limit,
 // or when the heap is full, Labels() returns the overflow child (every label "__overflow__"),
-// counted in shmetrics_series_overflow_total: never an exception on the update path.
+// counted in shmetrics_series_overflow_total{family=...}: never an exception on the update path.
+// When the heap is so full that even the overflow child cannot be created, the returned child
+// is detached: its updates are dropped (still counted there, and every failed allocation in
+// shmetrics_heap_allocation_failures_total). Existing series, the collector and the endpoint
+// keep working.
 //
 // Thread safety: all methods are safe from any thread. Process safety: see above.
 // Fork safety: a child may register and look up children right after fork(), even if other
@@ -221,9 +225,12 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
   ~Registry();
 
-  // Each Add* throws Error kInvalidArgument (invalid or reserved names, bad buckets) or
-  // kAlreadyExists (the name is registered with another definition). The returned family lives
-  // as long as the registry.
+  // Each Add* throws Error kInvalidArgument (invalid or reserved names, more than kMaxLabels
+  // labels, help over kMaxHelpBytes or not UTF-8, bad buckets or states), kAlreadyExists (the
+  // name is registered with another definition), kFailedPrecondition (a read-only heap, and the
+  // family is not registered yet), kResourceExhausted (the heap is full) or kDataLoss (the
+  // heap's record of the family is corrupt). Nothing is recorded when it throws. The returned
+  // family lives as long as the registry.
   //
   // Counter names may end in "_total"; it is dropped from the family name and exposed again.
   CounterFamily& AddCounter(std::string_view name, std::string_view help, LabelNames labels = {},

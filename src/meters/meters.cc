@@ -19,10 +19,12 @@ void (*g_observe_hook)() = nullptr;
 std::vector<double> DefaultBuckets() { return {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}; }
 
 std::vector<double> LinearBuckets(double start, double width, int count) {
-  if (count < 1 || !(width > 0) || !std::isfinite(start) || !std::isfinite(width)) {
-    throw Error(absl::StatusCode::kInvalidArgument,
-                absl::StrCat("LinearBuckets(", start, ", ", width, ", ", count,
-                             "): needs count >= 1 and a finite width > 0"));
+  if (count < 1 || count > static_cast<int>(kMaxBuckets) || !(width > 0) || !std::isfinite(start) ||
+      !std::isfinite(width)) {
+    throw Error(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("LinearBuckets(", start, ", ", width, ", ", count,
+                     "): needs count >= 1 (at most ", kMaxBuckets, ") and a finite width > 0"));
   }
   std::vector<double> b(count);
   for (int i = 0; i < count; ++i) b[i] = start + width * i;
@@ -30,11 +32,12 @@ std::vector<double> LinearBuckets(double start, double width, int count) {
 }
 
 std::vector<double> ExponentialBuckets(double start, double factor, int count) {
-  if (count < 1 || !(start > 0) || !(factor > 1) || !std::isfinite(start) ||
-      !std::isfinite(factor)) {
-    throw Error(absl::StatusCode::kInvalidArgument,
-                absl::StrCat("ExponentialBuckets(", start, ", ", factor, ", ", count,
-                             "): needs count >= 1, start > 0 and factor > 1"));
+  if (count < 1 || count > static_cast<int>(kMaxBuckets) || !(start > 0) || !(factor > 1) ||
+      !std::isfinite(start) || !std::isfinite(factor)) {
+    throw Error(
+        absl::StatusCode::kInvalidArgument,
+        absl::StrCat("ExponentialBuckets(", start, ", ", factor, ", ", count,
+                     "): needs count >= 1 (at most ", kMaxBuckets, "), start > 0 and factor > 1"));
   }
   std::vector<double> b(count);
   double v = start;

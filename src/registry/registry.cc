@@ -410,11 +410,10 @@ SeriesRef FamilyBase::CreateSeries(std::string_view key,
   shm::Segment& seg = *segment_;
   if (segment_->read_only()) return {Dummy(), this};
   if (max_children_ != 0 && seg.TableSize(table_off_) >= max_children_) return Overflow();
-  auto* fam = seg.At<FamilyRecord>(family_off_);
   if (char* record = FindOrInsertSeries(key); record != nullptr) return {record, this};
-  // The heap is full: updates go nowhere, and the self-metric says how often.
-  fam->overflowed.fetch_add(1, std::memory_order_relaxed);
-  return {Dummy(), this};
+  // The heap is full: the overflow child takes the updates when it exists (or still fits),
+  // else they go nowhere; either way the self-metric counts the lookup.
+  return Overflow();
 }
 
 char* FamilyBase::FindOrInsertSeries(std::string_view key) const {

@@ -149,6 +149,7 @@ class Cell {
   }
 
  private:
+  friend class CellTestingPeer;  // tests kill a process that holds mu_
   // Runs f on the value under the mutex; returns the previous value.
   template <typename F>
   uint64_t Update(F f) noexcept {
