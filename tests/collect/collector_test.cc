@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
+#include "util/heap_fixture.h"
 #include "util/subprocess.h"
 
 namespace shmetrics::collect {
@@ -55,22 +56,9 @@ class RecordingEncoder : public expose::Encoder {
   std::string family_;
 };
 
-class CollectorTest : public ::testing::Test {
+class CollectorTest : public testing::HeapTest {
  protected:
-  void SetUp() override {
-    unsetenv("SHMETRICS_COMMON_LABELS");
-    name_ = UniqueHeapName("col");
-    heap_ = std::make_unique<Heap>(Heap::Create(name_));
-    registry_ = std::make_unique<Registry>(*heap_);
-  }
-  void TearDown() override {
-    registry_.reset();
-    heap_.reset();
-    try {
-      Heap::Remove(name_);
-    } catch (const Error&) {
-    }
-  }
+  void SetUp() override { CreateHeap("col"); }
   std::string Scrape(expose::Format format, const CollectOptions& options = {}) {
     std::string out;
     auto enc = expose::MakeEncoder(format, &out);

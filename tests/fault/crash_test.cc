@@ -38,11 +38,7 @@ using ::shmetrics::testing::Snapshot;
 using ::shmetrics::testing::SnapshotEncoder;
 using Clock = std::chrono::steady_clock;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+using ::shmetrics::testing::kSanitized;
 
 // What a worker has completed so far, written to its pipe after every update. 32 bytes, below
 // PIPE_BUF, so a write is all or nothing even when the worker dies in it.

@@ -35,11 +35,7 @@ using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+using ::shmetrics::testing::kSanitized;
 
 // Long enough that the abusive clients are all still connected while the test scrapes (slower
 // under sanitizers, and with room for a loaded machine: ctest runs two tests at once), short

@@ -34,11 +34,7 @@ using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+using ::shmetrics::testing::kSanitized;
 
 // Release runs the full 10 s (5 s over TLS); sanitizer builds (3-10x slower) shorter runs, same
 // assertions.

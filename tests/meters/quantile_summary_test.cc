@@ -28,17 +28,8 @@ using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kPerProcess = 5000;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr int kPerProcess = 5000;
-#else
-constexpr int kPerProcess = 50000;
-#endif
-#else
-constexpr int kPerProcess = 50000;
-#endif
+using ::shmetrics::testing::kSanitized;
+constexpr int kPerProcess = kSanitized ? 5000 : 50000;
 constexpr int kProcs = 4;
 
 class QuantileSummaryTest : public ::shmetrics::testing::HeapTest {

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
+#include "util/heap_fixture.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
@@ -25,38 +26,9 @@ using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
 
-class RegistryTest : public ::testing::Test {
+class RegistryTest : public testing::HeapTest {
  protected:
-  void SetUp() override {
-    unsetenv("SHMETRICS_COMMON_LABELS");
-    name_ = UniqueHeapName("reg");
-    heap_ = std::make_unique<Heap>(Heap::Create(name_));
-    registry_ = std::make_unique<Registry>(*heap_);
-  }
-  void TearDown() override {
-    registry_.reset();
-    heap_.reset();
-    try {
-      Heap::Remove(name_);
-    } catch (const Error&) {
-    }
-  }
-
-  // Runs f and returns the message of the Error it throws, or "" when it does not throw.
-  template <typename F>
-  static std::string ErrorOf(F f, absl::StatusCode* code = nullptr) {
-    try {
-      f();
-    } catch (const Error& e) {
-      if (code != nullptr) *code = e.code();
-      return e.what();
-    }
-    return "";
-  }
-
-  std::string name_;
-  std::unique_ptr<Heap> heap_;
-  std::unique_ptr<Registry> registry_;
+  void SetUp() override { CreateHeap("reg"); }
 };
 
 TEST_F(RegistryTest, CounterCountsIntegersAndFractionsAndRejectsBadIncrements) {

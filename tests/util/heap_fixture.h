@@ -40,12 +40,14 @@ class HeapTest : public ::testing::Test {
     }
   }
 
-  // Runs f and returns the message of the Error it throws, or "" when it does not throw.
+  // Runs f and returns the message of the Error it throws (and its code, when asked), or ""
+  // when it does not throw.
   template <typename F>
-  static std::string ErrorOf(F f) {
+  static std::string ErrorOf(F f, absl::StatusCode* code = nullptr) {
     try {
       f();
     } catch (const Error& e) {
+      if (code != nullptr) *code = e.code();
       return e.what();
     }
     return "";

@@ -17,6 +17,14 @@
 
 namespace shmetrics::testing {
 
+// True in AddressSanitizer and ThreadSanitizer builds, where tests that size their work by time
+// scale it down (never their assertions).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 // Forks; the child runs f and _exits with its result (so no gtest or atexit state runs twice).
 inline pid_t ForkChild(const std::function<int()>& f) {
   fflush(stdout);
