@@ -219,6 +219,12 @@ TEST_F(TlsTest, BadCertificateOrKeyIsAClearErrorNamingTheFile) {
 // in a child process so the limit is its own, neither crashes nor stops accepting: once
 // descriptors free up it serves again.
 TEST(AcceptLimitTest, RunningOutOfDescriptorsNeitherCrashesNorStopsTheAcceptLoop) {
+#if defined(__SANITIZE_ADDRESS__)
+  // UBSan (built with ASan here) checks a vptr by probing memory through a pipe; with no
+  // descriptor left the probe fails and it reports a false "invalid vptr" in Boost's
+  // error_category. The release, tsan and fallback builds run this test.
+  GTEST_SKIP() << "UBSan's memory probe needs a free descriptor";
+#endif
   int port_pipe[2];
   int stop_pipe[2];
   ASSERT_EQ(::pipe(port_pipe), 0);
