@@ -83,10 +83,6 @@ class CollectorTest : public testing::HeapTest {
     registry_->AddInfo("build", "B", {"version"}).Labels("1.2.3");
     registry_->AddStateSet("mode", "M", {}, {"on", "off"}).Labels().SetOnly("on");
   }
-
-  std::string name_;
-  std::unique_ptr<Heap> heap_;
-  std::unique_ptr<Registry> registry_;
 };
 
 TEST_F(CollectorTest, EveryTypeInOpenMetrics) {

@@ -18,10 +18,17 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::kSanitized;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 
 TEST(ForkTest, ChildRegistersAndUpdatesWhileParentThreadsRegister) {
+  if (kSanitized) {
+    // The sanitizer runtimes of g++ 12 do not take their allocator's and stack depot's locks
+    // around fork(), so a child that allocates while a parent thread was inside malloc can hang
+    // in the runtime itself (fixed upstream in 2024). The release and fallback builds run this.
+    GTEST_SKIP() << "the sanitizer runtime is not fork-safe with threads allocating";
+  }
   unsetenv("SHMETRICS_COMMON_LABELS");
   const std::string name = UniqueHeapName("fork");
   Heap heap = Heap::Create(name, {.max_workers = 16});
