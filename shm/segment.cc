@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -654,18 +655,33 @@ absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
   return absl::OkStatus();
 }
 
-absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t value) {
+absl::StatusOr<uint64_t> Segment::AllocateSpareEntry(size_t key_len) {
+  return Allocate(sizeof(Entry) + key_len, BlockKind::kEntry);
+}
+
+absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t value,
+                             uint64_t* spare_entry) {
   auto* table = At<TableHeader>(table_off);
   uint64_t cap = At<SlotArray>(table->slots.load(std::memory_order_relaxed))->capacity;
   const uint64_t live = table->live.load(std::memory_order_relaxed);
   if ((live + table->tombstones + 1) * 4 > cap * 3) {
     const uint64_t want = (live + 1) * 2 > cap ? cap * 2 : cap;
-    if (absl::Status s = Rebuild(table, want); !s.ok()) return s;
-    cap = want;
+    if (absl::Status s = Rebuild(table, want); s.ok()) {
+      cap = want;
+    } else if (spare_entry == nullptr || live + table->tombstones + 2 > cap) {
+      // Without a reservation, or when no slot would stay empty for lookups to stop at.
+      return s;
+    }
   }
   if (key.size() > UINT32_MAX) return absl::InvalidArgumentError("key too long");
-  auto entry_off = Allocate(sizeof(Entry) + key.size(), BlockKind::kEntry);
-  if (!entry_off.ok()) return entry_off.status();
+  absl::StatusOr<uint64_t> entry_off = Allocate(sizeof(Entry) + key.size(), BlockKind::kEntry);
+  if (!entry_off.ok()) {
+    if (spare_entry == nullptr || *spare_entry == 0 ||
+        PayloadSize(*spare_entry) < sizeof(Entry) + key.size()) {
+      return entry_off.status();
+    }
+    entry_off = std::exchange(*spare_entry, 0);  // a crash from here on leaks it, at worst
+  }
   auto* e = At<Entry>(*entry_off);
   e->hash = KeyHash(key.data(), key.size());
   e->value = value;

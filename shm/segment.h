@@ -138,7 +138,13 @@ class Segment {
   // Returns the value stored for key, or 0. Lock-free; validates what it reads.
   uint64_t Find(uint64_t table, std::string_view key) const;
   // Inserts key -> value. REQUIRES: lock() held, key absent, value != 0.
-  absl::Status Insert(uint64_t table, std::string_view key, uint64_t value);
+  // When the heap is full, a `spare_entry` made by AllocateSpareEntry for a key at least as long
+  // is used instead (and set to 0), and a table too full to grow takes the entry as long as a
+  // slot stays empty: so a reserved insert succeeds in a full heap.
+  absl::Status Insert(uint64_t table, std::string_view key, uint64_t value,
+                      uint64_t* spare_entry = nullptr);
+  // An index entry block for a key of key_len bytes, for a later Insert. REQUIRES: lock() held.
+  absl::StatusOr<uint64_t> AllocateSpareEntry(size_t key_len);
   // Removes key; returns its value or 0 when absent. REQUIRES: lock() held.
   uint64_t Erase(uint64_t table, std::string_view key);
   // Removes every entry; calls on_erase(value) for each. REQUIRES: lock() held.

@@ -13,10 +13,11 @@
 // child from registration on, so the first scrape shows it at 0. Past the family's child limit,
 // or when the heap is full, Labels() returns the overflow child (every label "__overflow__"),
 // counted in shmetrics_series_overflow_total{family=...}: never an exception on the update path.
-// When the heap is so full that even the overflow child cannot be created, the returned child
-// is detached: its updates are dropped (still counted there, and every failed allocation in
+// Registration sets aside the overflow child's space (a series record and an index entry), so
+// it can always be created, however full the heap (failed allocations are counted in
 // shmetrics_heap_allocation_failures_total). Existing series, the collector and the endpoint
-// keep working.
+// keep working. Only a heap opened read-only, or one whose overflow child was removed after
+// its space was used, hands out a detached child, whose updates go nowhere.
 //
 // Thread safety: all methods are safe from any thread. Process safety: see above.
 // Fork safety: a child may register and look up children right after fork(), even if other

@@ -40,7 +40,12 @@ struct FamilyRecord {
   uint64_t definition_len;
   std::atomic<uint64_t> overflowed;  // lookups sent to the overflow series
   uint64_t created_unix_ns;
-  uint64_t reserved[4];
+  // A series record and an index entry set aside at registration for the overflow series of a
+  // family with labels, so it can be created when the heap is full; 0 once used. Under
+  // Header::lock.
+  uint64_t spare_record;
+  uint64_t spare_entry;
+  uint64_t reserved[2];
 };
 static_assert(std::is_standard_layout_v<FamilyRecord>);
 

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <new>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -416,15 +417,19 @@ SeriesRef FamilyBase::CreateSeries(std::string_view key,
   return Overflow();
 }
 
-char* FamilyBase::FindOrInsertSeries(std::string_view key) const {
+char* FamilyBase::FindOrInsertSeries(std::string_view key, bool use_spares) const {
   shm::Segment& seg = *segment_;
   auto* fam = seg.At<FamilyRecord>(family_off_);
   std::scoped_lock lock(seg.lock());
   if (const uint64_t off = seg.Find(table_off_, key); off != 0) return seg.base() + off;
-  auto rec = seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
-  if (!rec.ok()) return nullptr;
+  absl::StatusOr<uint64_t> rec =
+      seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
+  if (!rec.ok()) {
+    if (!use_spares || fam->spare_record == 0) return nullptr;
+    rec = std::exchange(fam->spare_record, 0);  // a crash from here on leaks it, at worst
+  }
   InitSeries(seg.base() + *rec);
-  if (!seg.Insert(table_off_, key, *rec).ok()) {
+  if (!seg.Insert(table_off_, key, *rec, use_spares ? &fam->spare_entry : nullptr).ok()) {
     seg.FreeToList(&fam->free_series, *rec);
     return nullptr;
   }
@@ -440,7 +445,7 @@ SeriesRef FamilyBase::Overflow() const {
     meters::AppendKeyPart(&key, kOverflowLabelValue);
   }
   if (const uint64_t off = seg.Find(table_off_, key); off != 0) return {seg.base() + off, this};
-  char* record = FindOrInsertSeries(key);
+  char* record = FindOrInsertSeries(key, /*use_spares=*/true);
   return {record != nullptr ? record : Dummy(), this};
 }
 
@@ -903,7 +908,21 @@ internal::FamilyBase& Registry::Register(Spec spec) {
       rec->definition = *blob_off;
       rec->definition_len = blob.size();
       rec->created_unix_ns = internal::NowUnixNanos();
-      if (absl::Status s = seg.Insert(root, name, *fam); !s.ok()) {
+      // Space for the overflow series, so a full heap still has somewhere to send new children.
+      absl::Status spares = absl::OkStatus();
+      if (!def.label_names.empty()) {
+        const size_t key_len = def.label_names.size() * (4 + kOverflowLabelValue.size());
+        auto spare_record = seg.Allocate(series_size, shm::BlockKind::kRecord);
+        auto spare_entry = seg.AllocateSpareEntry(key_len);
+        rec->spare_record = spare_record.ok() ? *spare_record : 0;
+        rec->spare_entry = spare_entry.ok() ? *spare_entry : 0;
+        if (!spare_record.ok()) spares = spare_record.status();
+        if (!spare_entry.ok()) spares = spare_entry.status();
+      }
+      absl::Status s = spares.ok() ? seg.Insert(root, name, *fam) : spares;
+      if (!s.ok()) {
+        if (rec->spare_record != 0) seg.Free(rec->spare_record);
+        if (rec->spare_entry != 0) seg.Free(rec->spare_entry);
         seg.Free(*fam);
         seg.FreeTable(*table);
         seg.Free(*blob_off);

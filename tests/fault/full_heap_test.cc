@@ -34,8 +34,9 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     Counter kept = users.Labels("kept");
     kept.Inc();
     Histogram route = latency.Labels("/");
-    // The overflow child of `users` exists before the heap fills (a scrape that read it, or an
-    // earlier child limit, creates it); `pages` has none.
+    // The overflow child of `users` exists before the heap fills (an earlier child limit, say);
+    // those of `pages` and `latency` are created in the full heap, in the space their
+    // registration set aside.
     (void)users.Labels(std::string(kOverflowLabelValue));
 
     // Fill the heap with children until allocations fail.
@@ -46,7 +47,7 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     }
     ASSERT_GT(heap.segment().header().alloc_failures.load(), 0u) << created << " children";
 
-    // New children: no exception, updates go to the overflow child where there is one.
+    // New children: no exception, updates go to the overflow child.
     for (int i = 0; i < 5; ++i) {
       EXPECT_NO_THROW(users.Labels("new-" + std::to_string(i)).Inc());
       EXPECT_NO_THROW(pages.Labels("new-" + std::to_string(i)).Inc());
@@ -55,6 +56,9 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     EXPECT_EQ(users.Labels(std::string(kOverflowLabelValue)).Value(), 5)
         << users.size() << " children; " << heap.segment().header().alloc_failures.load()
         << " failures";
+    // The child whose creation first failed, then five more.
+    EXPECT_EQ(pages.Labels(std::string(kOverflowLabelValue)).Value(), 6);
+    EXPECT_EQ(latency.Labels(std::string(kOverflowLabelValue)).Count(), 5u);
     // Registering a new family is a setup step: it throws, clearly.
     try {
       registry.AddCounter("one_more_family_with_a_long_name", std::string(4000, 'h'));
@@ -76,6 +80,7 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     EXPECT_THAT(s.problems, ::testing::IsEmpty());
     EXPECT_EQ(s.counters["users{user=kept,}"], 2);
     EXPECT_EQ(s.counters["users{user=__overflow__,}"], 5);
+    EXPECT_EQ(s.counters["pages{page=__overflow__,}"], 6);
     EXPECT_GE(s.counters["shmetrics_series_overflow{family=users,}"], 5);
     EXPECT_GE(s.counters["shmetrics_series_overflow{family=pages,}"], 5);
     EXPECT_GE(s.counters["shmetrics_series_overflow{family=latency,}"], 5);
@@ -96,6 +101,7 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
       // (find, not HasSubstr: the body is too long to print on a failure)
       EXPECT_NE(body.find("users_total{user=\"kept\"} 2\n"), std::string::npos);
       EXPECT_NE(body.find("users_total{user=\"__overflow__\"} 5\n"), std::string::npos);
+      EXPECT_NE(body.find("pages_total{page=\"__overflow__\"} 6\n"), std::string::npos);
       EXPECT_NE(body.find("shmetrics_series_overflow_total{family=\"pages\"}"), std::string::npos);
       EXPECT_EQ(body.substr(body.size() - 6), "# EOF\n");
     }

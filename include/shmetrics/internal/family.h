@@ -122,7 +122,9 @@ class FamilyBase {
   SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> canonical) const;
   SeriesRef Overflow() const;
   // Takes the heap lock. Returns nullptr when the heap is full.
-  char* FindOrInsertSeries(std::string_view key) const;
+  // With use_spares, the family's reserved record and entry serve when the heap is full (the
+  // overflow series).
+  char* FindOrInsertSeries(std::string_view key, bool use_spares = false) const;
   void FreeSeries(uint64_t record) const;  // REQUIRES: the heap lock is held
   char* Dummy() const;
   std::string_view BuildKey(std::span<const std::string_view> canonical, char* buf, size_t cap,
