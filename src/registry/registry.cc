@@ -129,14 +129,16 @@ void ValidateLabelValue(std::string_view family, std::string_view label, std::st
   }
 }
 
-// Registries alive in this process, so fork() can take their locks (see AtFork*).
+// Registries alive in this process, so fork() can take their locks (see AtFork*). Never
+// destroyed: a registry with static storage duration (a global, or one created lazily by a
+// function-local static) may be destroyed at exit after these would have been.
 std::mutex& RegistriesMutex() {
-  static std::mutex mu;
-  return mu;
+  static auto* mu = new std::mutex;
+  return *mu;
 }
 std::set<std::mutex*>& RegistryMutexes() {
-  static std::set<std::mutex*> s;
-  return s;
+  static auto* s = new std::set<std::mutex*>;
+  return *s;
 }
 
 // Holding every registry lock across fork() guarantees the child inherits them unlocked: a

@@ -405,5 +405,37 @@ TEST_F(RegistryTest, WorkerIdsStayStableAcrossRespawns) {
   for (int fd : {go[0], go[1], ids[0], ids[1]}) close(fd);
 }
 
+// A registry with static storage duration, first created after some other static (here, its
+// holder), is destroyed at exit after the library's own statics would have been: that must not
+// touch freed memory. Runs the check in a fresh exec()ed process, where nothing has created a
+// registry before.
+TEST(RegistryLifetimeTest, StaticRegistryOutlivesTheLibrarysStatics) {
+  const std::string name = UniqueHeapName("static");
+  const pid_t child = fork();
+  if (child == 0) {
+    setenv("SHMETRICS_TEST_HEAP", name.c_str(), 1);
+    execl("/proc/self/exe", "meters_test",
+          "--gtest_filter=RegistryLifetimeChild.DISABLED_StaticRegistry",
+          "--gtest_also_run_disabled_tests", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  EXPECT_EQ(WaitChild(child), 0);  // a crash at exit shows as 128 + the signal
+  try {
+    Heap::Remove(name);
+  } catch (const Error&) {
+  }
+}
+
+// Runs only in the exec()ed child of the test above; returns through gtest's main, so static
+// destructors run.
+TEST(RegistryLifetimeChild, DISABLED_StaticRegistry) {
+  static std::unique_ptr<Registry> registry;  // constructed before any library static
+  const char* name = getenv("SHMETRICS_TEST_HEAP");
+  ASSERT_NE(name, nullptr);
+  registry = std::make_unique<Registry>(Heap::Create(name));
+  registry->AddCounter("exits", "Clean exits").Labels().Inc();
+  Heap::Remove(name);
+}
+
 }  // namespace
 }  // namespace shmetrics
