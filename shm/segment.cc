@@ -841,18 +841,15 @@ absl::Status Segment::ForEachEntry(uint64_t table,
   // committed heap are skipped, and everything used below is still checked.
   constexpr size_t kAhead = 16;
   const uint64_t limit = ReadableSize();
-  const auto prefetch = [&](size_t i, bool record) {
-    if (i >= entries.size()) return;
-    const uint64_t s = entries[i];  // gathered above: 8-aligned and inside the heap
-    if (!record) {
-      __builtin_prefetch(base_ + s - kBlockHeaderSize);
-    } else if (const uint64_t v = reinterpret_cast<const Entry*>(base_ + s)->value; v < limit) {
-      __builtin_prefetch(base_ + v);
+  const size_t n = entries.size();
+  for (size_t i = 0; i < n; ++i) {
+    // Gathered offsets are 8-aligned and inside the heap.
+    if (i + kAhead < n) __builtin_prefetch(base_ + entries[i + kAhead] - kBlockHeaderSize);
+    if (i + kAhead / 2 < n) {
+      const uint64_t v =
+          LoadShared(reinterpret_cast<const Entry*>(base_ + entries[i + kAhead / 2])->value);
+      if (v < limit) __builtin_prefetch(base_ + v);
     }
-  };
-  for (size_t i = 0; i < entries.size(); ++i) {
-    prefetch(i + kAhead, false);
-    prefetch(i + kAhead / 2, true);
     const Entry* e = CheckedEntry(*this, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
     if (!f(std::string_view(reinterpret_cast<const char*>(e + 1), e->key_len), e->value)) break;
