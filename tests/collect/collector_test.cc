@@ -269,10 +269,7 @@ TEST_F(CollectorTest, CorruptCopiesFailCleanly) {
   int failures = 0;
   for (int trial = 0; trial < 200; ++trial) {
     std::string copy = bytes;
-    for (int k = 0; k < 6; ++k) {
-      rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-      copy[4096 + (rng >> 33) % (used - 4096)] ^= static_cast<char>(1 + (rng >> 20) % 255);
-    }
+    testing::DamageRecords(&copy, used, &rng);
     std::ofstream(path, std::ios::binary | std::ios::trunc) << copy;
     auto seg = shm::Segment::Open(shm::Location::ForPath(path), {.read_only = true});
     if (!seg.ok()) continue;

@@ -220,10 +220,7 @@ TEST_F(SpectatorCollectTest, DamagedCopiesFailCleanly) {
   int failures = 0;
   for (int trial = 0; trial < 200; ++trial) {
     std::string copy = bytes;
-    for (int k = 0; k < 6; ++k) {
-      rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-      copy[4096 + (rng >> 33) % (used - 4096)] ^= static_cast<char>(1 + (rng >> 20) % 255);
-    }
+    testing::DamageRecords(&copy, used, &rng);
     if (!collect_copy(copy).ok()) ++failures;
   }
   EXPECT_GT(failures, 0);

@@ -3,6 +3,7 @@
 #ifndef SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
 #define SHMETRICS_TESTS_UTIL_HEAP_FIXTURE_H_
 
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -16,6 +17,15 @@
 #include "util/subprocess.h"
 
 namespace shmetrics::testing {
+
+// Flips `flips` random bytes of a copy of a heap's bytes, past its 4096-byte header and below
+// `used`, drawing from the caller's seeded generator so the damage is the same in every run.
+inline void DamageRecords(std::string* copy, uint64_t used, uint64_t* rng, int flips = 6) {
+  for (int k = 0; k < flips; ++k) {
+    *rng = *rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    (*copy)[4096 + (*rng >> 33) % (used - 4096)] ^= static_cast<char>(1 + (*rng >> 20) % 255);
+  }
+}
 
 class HeapTest : public ::testing::Test {
  protected:
