@@ -3,7 +3,8 @@
 //
 // The cells themselves are named in shmetrics/internal/meter_types.h (the writers are inline);
 // turning a series' cells into samples is src/meters/decode.cc; making the typed Family<Child>
-// is src/registry/family_factory.cc. Everything else that depends on the type reads this table.
+// is RegistryAccess in src/registry/registry.cc. Everything else that depends on the type reads
+// this table.
 //
 // Thread safety: constant data, safe from any thread.
 #ifndef SHMETRICS_SRC_METERS_METER_TYPES_H_

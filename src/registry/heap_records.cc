@@ -110,8 +110,8 @@ uint64_t CreateFamilyRecords(shm::Segment& seg, uint64_t root, const Definition&
   rec->type = static_cast<uint32_t>(def.type);
   rec->gauge_mode = static_cast<uint32_t>(def.gauge_mode);
   rec->num_labels = static_cast<uint32_t>(def.label_names.size());
-  rec->num_values = static_cast<uint32_t>(def.type == MetricType::kStateSet ? def.states.size()
-                                                                            : def.bounds.size());
+  rec->num_values = static_cast<uint32_t>(  // a definition has states or bounds, not both
+      !def.states.empty() ? def.states.size() : def.bounds.size());
   rec->stripes = shape.stripes;
   rec->stripe_stride = shape.stripe_stride;
   rec->cells_per_stripe = shape.cells_per_stripe;

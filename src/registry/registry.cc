@@ -1,10 +1,12 @@
+// Registration: the Registry's Add* calls and the three steps of Register (see definition.h,
+// heap_records.h and the family objects below); the process-wide fork bookkeeping of registries.
 #include "shmetrics/registry.h"
 
-// Registration: the Registry's Add* calls and the three steps of Register (see definition.h,
-// heap_records.h and registry_access.h); the process-wide fork bookkeeping of registries.
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <utility>
@@ -14,7 +16,6 @@
 #include "meters/names.h"
 #include "registry/definition.h"
 #include "registry/heap_records.h"
-#include "registry/registry_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 
@@ -80,6 +81,93 @@ std::map<std::string, std::string> ParseCommonLabels(const char* text) {
 }
 
 }  // namespace
+
+// Makes the process-local family object (Family<Child>) of a family whose heap records exist;
+// the one place that knows both the registry and the family internals (FamilyBase and Family<T>
+// name it their friend).
+class RegistryAccess {
+ public:
+  // The family object of a family of this type, not yet initialized.
+  static std::unique_ptr<internal::FamilyBase> New(MetricType type);
+
+  // Binds the family object to the family record at family_off, whose definition is def;
+  // `declared` are the label names in the order the caller declared them.
+  static void Init(internal::FamilyBase& f, std::shared_ptr<shm::Segment> seg, uint64_t family_off,
+                   const meters::Definition& def, std::vector<std::string> declared);
+
+ private:
+  template <typename Child>
+  static std::unique_ptr<internal::FamilyBase> Make() {
+    return std::unique_ptr<internal::FamilyBase>(new Family<Child>());
+  }
+};
+
+// --- The family object ---
+
+// The one place that maps a type to its Family<Child>; -Wswitch names a type left out.
+std::unique_ptr<internal::FamilyBase> RegistryAccess::New(MetricType type) {
+  switch (type) {
+    case MetricType::kCounter:
+      return Make<Counter>();
+    case MetricType::kGauge:
+      return Make<Gauge>();
+    case MetricType::kHistogram:
+      return Make<Histogram>();
+    case MetricType::kSummary:
+      return Make<Summary>();
+    case MetricType::kInfo:
+      return Make<Info>();
+    case MetricType::kStateSet:
+      return Make<StateSet>();
+    case MetricType::kTimer:
+      return Make<Timer>();
+    case MetricType::kDistributionSummary:
+      return Make<DistributionSummary>();
+    case MetricType::kMaxGauge:
+      return Make<MaxGauge>();
+    case MetricType::kAgeGauge:
+      return Make<AgeGauge>();
+    case MetricType::kPercentileTimer:
+      return Make<PercentileTimer>();
+    case MetricType::kPercentileDistributionSummary:
+      return Make<PercentileDistributionSummary>();
+  }
+  Throw(absl::StatusCode::kDataLoss, "unknown metric type");  // a decoded definition never has one
+}
+
+void RegistryAccess::Init(internal::FamilyBase& f, std::shared_ptr<shm::Segment> seg,
+                          uint64_t family_off, const meters::Definition& def,
+                          std::vector<std::string> declared) {
+  const auto* rec = seg->At<meters::FamilyRecord>(family_off);
+  f.segment_ = std::move(seg);
+  f.family_off_ = family_off;
+  f.table_off_ = rec->series_table.load(std::memory_order_acquire);
+  f.name_ = def.name;
+  f.type_ = def.type;
+  f.declared_names_ = std::move(declared);
+  f.canonical_names_ = def.label_names;
+  f.to_canonical_.resize(def.label_names.size());
+  for (size_t i = 0; i < def.label_names.size(); ++i) {
+    f.to_canonical_[i] = static_cast<uint32_t>(
+        std::find(f.declared_names_.begin(), f.declared_names_.end(), def.label_names[i]) -
+        f.declared_names_.begin());
+  }
+  f.bounds_ = def.bounds;
+  f.states_ = def.states;
+  f.ttl_ns_ = def.ttl_ns;
+  f.quantiles_ = def.quantiles;
+  f.sketch_ = meters::MakeSketchLayout(def);
+  f.percentile_first_ = def.percentile_first;
+  f.percentile_last_ = def.percentile_last;
+  f.stripes_ = rec->stripes;
+  f.cells_per_stripe_ = rec->cells_per_stripe;
+  f.stripe_stride_ = rec->stripe_stride;
+  f.series_size_ = rec->series_size;
+  f.exemplar_slots_ = rec->exemplar_slots;
+  f.max_children_ = rec->max_children;
+  f.dummy_ = std::make_unique<char[]>(f.series_size_ + 64);
+  f.InitSeries(f.Dummy());
+}
 
 // --- Registry ---
 
