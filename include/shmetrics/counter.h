@@ -30,6 +30,7 @@
 
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 
 namespace shmetrics {
 
@@ -43,7 +44,7 @@ class Counter {
         stride_(ref.family->stripe_stride()),
         ref_(ref) {}
 
-  void Inc() noexcept { Stripe()[0].Add(1); }
+  void Inc() noexcept { Stripe()[internal::CounterCells::kInteger].Add(1); }
 
   // Adds n. Rejects (returns false, changes nothing) a negative n.
   template <std::integral I>
@@ -51,7 +52,7 @@ class Counter {
     if constexpr (std::is_signed_v<I>) {
       if (n < 0) return false;
     }
-    Stripe()[0].Add(static_cast<uint64_t>(n));
+    Stripe()[internal::CounterCells::kInteger].Add(static_cast<uint64_t>(n));
     return true;
   }
 
@@ -60,9 +61,9 @@ class Counter {
   bool Inc(double v) noexcept {
     if (!(v >= 0) || std::isinf(v)) return false;
     if (v < 9007199254740992.0 && v == static_cast<double>(static_cast<uint64_t>(v))) {
-      Stripe()[0].Add(static_cast<uint64_t>(v));
+      Stripe()[internal::CounterCells::kInteger].Add(static_cast<uint64_t>(v));
     } else {
-      Stripe()[1].AddDouble(v);
+      Stripe()[internal::CounterCells::kFraction].AddDouble(v);
     }
     return true;
   }

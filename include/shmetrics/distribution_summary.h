@@ -28,6 +28,7 @@
 
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 
 namespace shmetrics {
 
@@ -40,18 +41,22 @@ class DistributionSummary {
   // Cells: [count, total, sum of squares, max] (the last three doubles).
   bool Record(double amount) noexcept {
     if (!(amount >= 0) || std::isinf(amount)) return false;
-    cells_[0].Add(1);
-    cells_[1].AddDouble(amount);
-    cells_[2].AddDouble(amount * amount);
-    cells_[3].MaxDouble(amount);
+    cells_[internal::SpectatorCells::kCount].Add(1);
+    cells_[internal::SpectatorCells::kTotal].AddDouble(amount);
+    cells_[internal::SpectatorCells::kSumOfSquares].AddDouble(amount * amount);
+    cells_[internal::SpectatorCells::kMax].MaxDouble(amount);
     return true;
   }
 
-  uint64_t Count() const noexcept { return cells_[0].Load(); }
-  double TotalAmount() const noexcept { return cells_[1].LoadDouble(); }
-  double TotalOfSquares() const noexcept { return cells_[2].LoadDouble(); }
+  uint64_t Count() const noexcept { return cells_[internal::SpectatorCells::kCount].Load(); }
+  double TotalAmount() const noexcept {
+    return cells_[internal::SpectatorCells::kTotal].LoadDouble();
+  }
+  double TotalOfSquares() const noexcept {
+    return cells_[internal::SpectatorCells::kSumOfSquares].LoadDouble();
+  }
   // The max since the last reset by a collector (see timer.h).
-  double Max() const noexcept { return cells_[3].LoadDouble(); }
+  double Max() const noexcept { return cells_[internal::SpectatorCells::kMax].LoadDouble(); }
 
  private:
   internal::Cell* cells_;

@@ -23,6 +23,7 @@
 
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 
 namespace shmetrics {
 
@@ -36,13 +37,13 @@ class Gauge {
 
   void Set(double v) noexcept {
     internal::Cell* c = Mine();
-    c->StoreDouble(v);
+    c[internal::GaugeCells::kValue].StoreDouble(v);
     Stamp(c);
   }
   void Inc(double v = 1) noexcept {
     internal::Cell* c = Mine();
     Adopt(c);
-    c->AddDouble(v);
+    c[internal::GaugeCells::kValue].AddDouble(v);
     Stamp(c);
   }
   void Dec(double v = 1) noexcept { Inc(-v); }
@@ -51,9 +52,10 @@ class Gauge {
   // This process's value (for per-worker modes, this worker's).
   double Value() const noexcept {
     const internal::Cell* c = Mine();
-    return stripes_ > 1 && c[2].Load() != internal::g_worker_epoch.load(std::memory_order_relaxed)
+    return stripes_ > 1 && c[internal::GaugeCells::kEpoch].Load() !=
+                               internal::g_worker_epoch.load(std::memory_order_relaxed)
                ? 0
-               : c->LoadDouble();
+               : c[internal::GaugeCells::kValue].LoadDouble();
   }
 
   // Adds 1 now and subtracts it when the returned object is destroyed.
@@ -76,14 +78,17 @@ class Gauge {
   // middle of a TrackInProgress scope) holds that process's value: its successor starts from 0
   // instead of adding to it. Only the slot's owner writes the stripe, so load-then-store is safe.
   void Adopt(internal::Cell* c) const noexcept {
-    if (stripes_ > 1 && c[2].Load() != internal::g_worker_epoch.load(std::memory_order_relaxed)) {
-      c->StoreDouble(0);
+    if (stripes_ > 1 && c[internal::GaugeCells::kEpoch].Load() !=
+                            internal::g_worker_epoch.load(std::memory_order_relaxed)) {
+      c[internal::GaugeCells::kValue].StoreDouble(0);
     }
   }
   void Stamp(internal::Cell* c) const noexcept {
     if (!stamp_) return;
-    c[1].Store(internal::NowUnixNanos());
-    if (stripes_ > 1) c[2].Store(internal::g_worker_epoch.load(std::memory_order_relaxed));
+    c[internal::GaugeCells::kStamp].Store(internal::NowUnixNanos());
+    if (stripes_ > 1)
+      c[internal::GaugeCells::kEpoch].Store(
+          internal::g_worker_epoch.load(std::memory_order_relaxed));
   }
 
   internal::Cell* cells_;

@@ -29,6 +29,7 @@
 #include "shmetrics/counter.h"
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 
 namespace shmetrics {
 
@@ -57,9 +58,9 @@ class Histogram {
   // Records v. NaN is rejected (returns false). Cells: [sum, bucket 0, ..., bucket +Inf].
   bool Observe(double v) noexcept {
     if (std::isnan(v)) return false;
-    cells_[1 + Bucket(v)].Add(1);
+    cells_[internal::HistogramCells::kFirstBucket + Bucket(v)].Add(1);
     if (internal::g_observe_hook != nullptr) internal::g_observe_hook();
-    cells_[0].AddDouble(v);
+    cells_[internal::HistogramCells::kSum].AddDouble(v);
     return true;
   }
   // Records v with an exemplar on its bucket. May lock.
@@ -70,7 +71,7 @@ class Histogram {
   [[nodiscard]] Timer StartTimer() noexcept;
 
   uint64_t Count() const noexcept;
-  double Sum() const noexcept { return cells_[0].LoadDouble(); }
+  double Sum() const noexcept { return cells_[internal::HistogramCells::kSum].LoadDouble(); }
 
  private:
   uint32_t Bucket(double v) const noexcept {

@@ -37,6 +37,7 @@
 
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 #include "shmetrics/internal/percentile_buckets.h"
 
 namespace shmetrics {
@@ -54,11 +55,11 @@ class PercentileCells {
     size_t i = percentile_buckets::IndexOf(v);
     if (i < first_) i = first_;
     if (i > last_) i = last_;
-    cells_[1 + i - first_].Add(1);
-    cells_[0].Add(static_cast<uint64_t>(v));
+    cells_[PercentileBucketCells::kFirstBucket + i - first_].Add(1);
+    cells_[PercentileBucketCells::kTotal].Add(static_cast<uint64_t>(v));
   }
   uint64_t Count() const noexcept;
-  uint64_t Total() const noexcept { return cells_[0].Load(); }
+  uint64_t Total() const noexcept { return cells_[PercentileBucketCells::kTotal].Load(); }
   // In recorded units (nanoseconds, amounts).
   double Percentile(double p) const noexcept;
 

@@ -217,6 +217,10 @@ using AgeGaugeFamily = Family<AgeGauge>;
 using PercentileTimerFamily = Family<PercentileTimer>;
 using PercentileDistributionSummaryFamily = Family<PercentileDistributionSummary>;
 
+namespace internal {
+struct FamilySpec;
+}  // namespace internal
+
 class Registry {
  public:
   // Throws Error kInvalidArgument for an invalid prefix or const label, or a malformed
@@ -272,7 +276,7 @@ class Registry {
   const std::map<std::string, std::string>& const_labels() const { return const_labels_; }
 
  private:
-  struct Spec;
+  using Spec = internal::FamilySpec;  // what an Add* asks for (src/registry/definition.h)
   internal::FamilyBase& Register(Spec spec);
 
   Heap heap_;

@@ -44,6 +44,7 @@
 
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 #include "shmetrics/internal/quantile_sketch.h"
 
 namespace shmetrics {
@@ -59,18 +60,19 @@ class Summary {
   bool Observe(double v) noexcept {
     if (std::isnan(v)) return false;
     if (sketch_ != nullptr) {
-      sketch_->Add(cells_ + 2, v, sketch_->Slice(internal::CoarseNowUnixNanos()));
+      sketch_->Add(cells_ + internal::SummaryCells::kSketch, v,
+                   sketch_->Slice(internal::CoarseNowUnixNanos()));
     }
-    cells_[0].Add(1);
-    cells_[1].AddDouble(v);
+    cells_[internal::SummaryCells::kCount].Add(1);
+    cells_[internal::SummaryCells::kSum].AddDouble(v);
     return true;
   }
 
   class Timer;
   [[nodiscard]] Timer StartTimer() noexcept;
 
-  uint64_t Count() const noexcept { return cells_[0].Load(); }
-  double Sum() const noexcept { return cells_[1].LoadDouble(); }
+  uint64_t Count() const noexcept { return cells_[internal::SummaryCells::kCount].Load(); }
+  double Sum() const noexcept { return cells_[internal::SummaryCells::kSum].LoadDouble(); }
   // The q-quantile of the current window, as the collector computes it (see above); NaN without
   // quantiles, when the window is empty or q is not in [0, 1]. Reads every cell of the sketch:
   // not for the hot path.

@@ -43,6 +43,7 @@
 
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
+#include "shmetrics/internal/meter_types.h"
 
 namespace shmetrics {
 
@@ -58,10 +59,11 @@ class Timer {
     const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     if (ns < 0) return false;
     const auto n = static_cast<uint64_t>(ns);
-    cells_[0].Add(1);
-    cells_[1].Add(n);
-    cells_[2].AddDouble(static_cast<double>(ns) * static_cast<double>(ns));
-    cells_[3].MaxU64(n);
+    cells_[internal::SpectatorCells::kCount].Add(1);
+    cells_[internal::SpectatorCells::kTotal].Add(n);
+    cells_[internal::SpectatorCells::kSumOfSquares].AddDouble(static_cast<double>(ns) *
+                                                              static_cast<double>(ns));
+    cells_[internal::SpectatorCells::kMax].MaxU64(n);
     return true;
   }
 
@@ -69,12 +71,15 @@ class Timer {
   class Scope;
   [[nodiscard]] Scope Time() noexcept;
 
-  uint64_t Count() const noexcept { return cells_[0].Load(); }
+  uint64_t Count() const noexcept { return cells_[internal::SpectatorCells::kCount].Load(); }
   std::chrono::nanoseconds TotalTime() const noexcept {
-    return std::chrono::nanoseconds(static_cast<int64_t>(cells_[1].Load()));
+    return std::chrono::nanoseconds(
+        static_cast<int64_t>(cells_[internal::SpectatorCells::kTotal].Load()));
   }
   // In nanoseconds squared.
-  double TotalOfSquares() const noexcept { return cells_[2].LoadDouble(); }
+  double TotalOfSquares() const noexcept {
+    return cells_[internal::SpectatorCells::kSumOfSquares].LoadDouble();
+  }
   // The max since the last reset by a collector (see above).
   std::chrono::nanoseconds Max() const noexcept {
     return std::chrono::nanoseconds(static_cast<int64_t>(cells_[3].Load()));

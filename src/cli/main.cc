@@ -22,7 +22,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
-#include "meters/layout.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
@@ -294,30 +293,20 @@ std::optional<Failure> Inspect(const Args& args) {
     }
   }
   // Counting trusts nothing either: a family record that does not check out is an error.
-  uint64_t families = 0;
-  uint64_t series = 0;
   std::string bad_family;
-  const absl::Status walk =
-      seg.ForEachEntry(seg.header().root_table.load(std::memory_order_acquire),
-                       [&](std::string_view name, uint64_t offset) {
-                         const auto* rec = reinterpret_cast<const meters::FamilyRecord*>(
-                             seg.Checked(offset, sizeof(meters::FamilyRecord)));
-                         if (rec == nullptr || rec->magic != meters::kFamilyMagic) {
-                           bad_family = std::string(name);
-                           return false;
-                         }
-                         ++families;
-                         series += seg.TableSize(rec->series_table.load(std::memory_order_acquire));
-                         return true;
-                       });
-  if (!walk.ok()) {
-    return Failure{kExitRuntime, absl::StrCat("inspect: ", heap.name(), ": ", walk.message())};
-  }
-  if (!bad_family.empty()) {
+  const auto listed = collect::ListFamilies(seg, &bad_family);
+  if (!listed.ok() && !bad_family.empty()) {
     return Failure{kExitRuntime,
                    absl::StrCat("inspect: ", heap.name(), ": corrupt family record \"", bad_family,
                                 "\" (try --verify)")};
   }
+  if (!listed.ok()) {
+    return Failure{kExitRuntime,
+                   absl::StrCat("inspect: ", heap.name(), ": ", listed.status().message())};
+  }
+  const uint64_t families = listed->size();
+  uint64_t series = 0;
+  for (const collect::FamilySummary& f : *listed) series += f.series;
   const Heap::Usage usage = heap.usage();
   std::string out = absl::StrCat(
       "{\"name\": ", JsonString(heap.name()), ", \"layout_version\": ", seg.header().layout_version,

@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "expose/encoder.h"
 #include "shm/segment.h"
+#include "shmetrics/metric_type.h"
 
 namespace shmetrics::collect {
 
@@ -38,6 +40,19 @@ struct CollectOptions {
 // Errors: DataLoss naming the first inconsistency found (the output so far is then incomplete).
 absl::Status Collect(const shm::Segment& segment, expose::Encoder& encoder,
                      const CollectOptions& options = {});
+
+// A family of the heap, as `shmetrics inspect` counts it.
+struct FamilySummary {
+  std::string name;
+  MetricType type;
+  uint64_t series;  // children in its series table, across all processes
+};
+
+// Every family of the heap, checked as Collect checks it, sorted by name.
+// Errors: DataLoss naming the first inconsistency; when a family record is what fails,
+// *bad_family (if given) is set to its name.
+absl::StatusOr<std::vector<FamilySummary>> ListFamilies(const shm::Segment& segment,
+                                                        std::string* bad_family = nullptr);
 
 // Checks every family and series record, on top of Segment::Verify. For `inspect --verify`.
 absl::Status VerifyMetrics(const shm::Segment& segment);

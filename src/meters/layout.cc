@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "meters/meter_types.h"
 
 namespace shmetrics::meters {
 namespace {
@@ -123,8 +124,10 @@ absl::StatusOr<Definition> DecodeDefinition(std::string_view bytes) {
     return absl::DataLossError(absl::StrCat("malformed family definition: ", std::string(what)));
   };
   if (!r.U32(&format) || format != kDefinitionFormat) return bad("unknown format");
-  if (!r.U32(&type) || type < 1 || type > 12) return bad("unknown type");
-  if (!r.U32(&mode) || mode > 10) return bad("unknown gauge mode");
+  if (!r.U32(&type) || FindMeterType(type) == nullptr) return bad("unknown type");
+  if (!r.U32(&mode) || mode > static_cast<uint32_t>(GaugeMode::kLiveAll)) {
+    return bad("unknown gauge mode");
+  }
   if (!r.U32(&flags)) return bad("truncated");
   d.type = static_cast<MetricType>(type);
   d.gauge_mode = static_cast<GaugeMode>(mode);
@@ -166,40 +169,15 @@ absl::StatusOr<Definition> DecodeDefinition(std::string_view bytes) {
 }
 
 uint32_t CellsPerStripe(const Definition& d) {
-  switch (d.type) {
-    case MetricType::kCounter:
-      return 2;
-    case MetricType::kGauge:
-      if (d.gauge_mode != GaugeMode::kShared) return 3;
-      return d.ttl_ns != 0 ? 2 : 1;
-    case MetricType::kHistogram:
-      return 2 + static_cast<uint32_t>(d.bounds.size());
-    case MetricType::kSummary:
-      return 2 + static_cast<uint32_t>(MakeSketchLayout(d).cells());
-    case MetricType::kTimer:
-    case MetricType::kDistributionSummary:
-      return 4;
-    case MetricType::kPercentileTimer:
-    case MetricType::kPercentileDistributionSummary:
-      return 1 + static_cast<uint32_t>(d.bounds.size());
-    case MetricType::kInfo:
-    case MetricType::kStateSet:
-    case MetricType::kMaxGauge:
-    case MetricType::kAgeGauge:
-      return 1;
-  }
-  return 1;
+  const MeterType* t = FindMeterType(static_cast<uint32_t>(d.type));
+  return t != nullptr ? t->cells_per_stripe(d) : 1;
 }
 
 uint32_t ExemplarSlots(const Definition& d) {
-  switch (d.type) {
-    case MetricType::kCounter:
-      return 1;
-    case MetricType::kHistogram:
-      return 1 + static_cast<uint32_t>(d.bounds.size());
-    default:
-      return 0;
-  }
+  const MeterType* t = FindMeterType(static_cast<uint32_t>(d.type));
+  if (t == nullptr) return 0;
+  return t->exemplar_slots +
+         t->exemplar_slots_per_bucket * (static_cast<uint32_t>(d.bounds.size()) + 1);
 }
 
 bool SketchIsSane(const Definition& d) {

@@ -49,7 +49,8 @@ double Counter::Value() const noexcept {
   double total = 0;
   for (uint32_t s = 0; s < stripes_; ++s) {
     const internal::Cell* c = cells_ + uint64_t{stride_} * s;
-    total += static_cast<double>(c[0].Load()) + c[1].LoadDouble();
+    total += static_cast<double>(c[internal::CounterCells::kInteger].Load()) +
+             c[internal::CounterCells::kFraction].LoadDouble();
   }
   return total;
 }
@@ -62,7 +63,8 @@ bool Counter::IncWithExemplar(double v, ExemplarLabels labels) noexcept {
 
 uint64_t Histogram::Count() const noexcept {
   uint64_t n = 0;
-  for (uint32_t i = 0; i <= num_bounds_; ++i) n += cells_[1 + i].Load();
+  for (uint32_t i = 0; i <= num_bounds_; ++i)
+    n += cells_[internal::HistogramCells::kFirstBucket + i].Load();
   return n;
 }
 

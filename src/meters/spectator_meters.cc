@@ -12,13 +12,15 @@ namespace internal {
 
 uint64_t PercentileCells::Count() const noexcept {
   uint64_t n = 0;
-  for (uint32_t i = first_; i <= last_; ++i) n += cells_[1 + i - first_].Load();
+  for (uint32_t i = first_; i <= last_; ++i)
+    n += cells_[PercentileBucketCells::kFirstBucket + i - first_].Load();
   return n;
 }
 
 double PercentileCells::Percentile(double p) const noexcept {
   std::array<uint64_t, percentile_buckets::kLength> counts{};
-  for (uint32_t i = first_; i <= last_; ++i) counts[i] = cells_[1 + i - first_].Load();
+  for (uint32_t i = first_; i <= last_; ++i)
+    counts[i] = cells_[PercentileBucketCells::kFirstBucket + i - first_].Load();
   return percentile_buckets::Percentile(counts, p);
 }
 
@@ -27,7 +29,8 @@ double PercentileCells::Percentile(double p) const noexcept {
 double Summary::Quantile(double q) const {
   if (sketch_ == nullptr) return std::nan("");
   std::vector<uint64_t> counts;
-  sketch_->WindowCounts(cells_ + 2, sketch_->Slice(internal::CoarseNowUnixNanos()), &counts);
+  sketch_->WindowCounts(cells_ + internal::SummaryCells::kSketch,
+                        sketch_->Slice(internal::CoarseNowUnixNanos()), &counts);
   return sketch_->Quantile(counts, q);
 }
 

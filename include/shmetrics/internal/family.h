@@ -16,6 +16,7 @@
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/quantile_sketch.h"
 #include "shmetrics/internal/worker.h"
+#include "shmetrics/metric_type.h"
 
 namespace shmetrics {
 class Heap;
@@ -23,41 +24,6 @@ class RegistryAccess;
 namespace shm {
 class Segment;
 }
-
-enum class MetricType : uint32_t {
-  kCounter = 1,
-  kGauge = 2,
-  kHistogram = 3,
-  kSummary = 4,
-  kInfo = 5,
-  kStateSet = 6,
-  // Spectator's meters (see timer.h, distribution_summary.h, max_gauge.h, age_gauge.h,
-  // percentile_timer.h).
-  kTimer = 7,
-  kDistributionSummary = 8,
-  kMaxGauge = 9,
-  kAgeGauge = 10,
-  kPercentileTimer = 11,
-  kPercentileDistributionSummary = 12,
-};
-
-// How the values that different workers set on one gauge combine (Prometheus's multiprocess
-// modes). kShared: one value for the whole service, the last Set wins. The others keep one value
-// per worker (see Heap::AttachWorker) and aggregate at collection; the kLive* variants forget a
-// worker's value as soon as it dies.
-enum class GaugeMode : uint32_t {
-  kShared = 0,
-  kSum = 1,
-  kMin = 2,
-  kMax = 3,
-  kMostRecent = 4,
-  kAll = 5,  // one series per worker, labelled worker_id
-  kLiveSum = 6,
-  kLiveMin = 7,
-  kLiveMax = 8,
-  kLiveMostRecent = 9,
-  kLiveAll = 10,
-};
 
 namespace internal {
 
@@ -114,7 +80,6 @@ class FamilyBase {
                      std::span<const std::pair<std::string_view, std::string_view>> labels) const;
 
  protected:
-  struct Definition;
   FamilyBase() = default;
 
  private:

@@ -1,0 +1,212 @@
+// FamilyBase: a family's label lookup, series creation and removal, shared by every Family<T>.
+#include <time.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "meters/layout.h"
+#include "meters/meter_types.h"
+#include "registry/definition.h"
+#include "shm/segment.h"
+#include "shmetrics/registry.h"
+
+namespace shmetrics {
+
+using meters::FamilyRecord;
+using meters::SeriesHeader;
+using registry::Quoted;
+using registry::Throw;
+using registry::ValidateLabelValue;
+
+namespace internal {
+
+uint64_t NowUnixNanos() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+FamilyBase::~FamilyBase() = default;
+
+char* FamilyBase::Dummy() const {
+  // 64-byte aligned inside the buffer, like a heap block would be for cells.
+  auto p = reinterpret_cast<uintptr_t>(dummy_.get());
+  return reinterpret_cast<char*>((p + 63) & ~uintptr_t{63});
+}
+
+std::string_view FamilyBase::BuildKey(std::span<const std::string_view> canonical, char* buf,
+                                      size_t cap, std::string* spill) const {
+  size_t total = 0;
+  for (std::string_view v : canonical) total += 4 + v.size();
+  char* out = buf;
+  if (total > cap) {
+    spill->resize(total);
+    out = spill->data();
+  }
+  char* p = out;
+  for (std::string_view v : canonical) {
+    const auto n = static_cast<uint32_t>(v.size());
+    std::memcpy(p, &n, 4);
+    std::memcpy(p + 4, v.data(), v.size());
+    p += 4 + v.size();
+  }
+  return std::string_view(out, total);
+}
+
+SeriesRef FamilyBase::Lookup(std::span<const std::string_view> values) const {
+  if (values.size() != declared_names_.size()) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("metric ", Quoted(name_), " has ", declared_names_.size(), " label names [",
+                       absl::StrJoin(declared_names_, ", "), "]; got ", values.size(), " values"));
+  }
+  // Only values.size() views are used: constructing all kMaxLabels of a std::array (zeroing
+  // 512 bytes) cost a fifth of a lookup's instructions.
+  alignas(std::string_view) std::byte storage[kMaxLabels * sizeof(std::string_view)];
+  auto* canonical = reinterpret_cast<std::string_view*>(storage);
+  for (size_t i = 0; i < values.size(); ++i) {
+    new (&canonical[i]) std::string_view(values[to_canonical_[i]]);
+  }
+  char buf[512];
+  std::string spill;
+  const std::span<const std::string_view> c(canonical, values.size());
+  const std::string_view key = BuildKey(c, buf, sizeof buf, &spill);
+  if (const uint64_t off = segment_->Find(table_off_, key); off != 0) {
+    return {segment_->base() + off, this};
+  }
+  return CreateSeries(key, c);
+}
+
+SeriesRef FamilyBase::LookupMap(
+    std::span<const std::pair<std::string_view, std::string_view>> labels) const {
+  std::array<std::string_view, kMaxLabels> values;
+  if (labels.size() != declared_names_.size()) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("metric ", Quoted(name_), " has ", declared_names_.size(), " label names [",
+                       absl::StrJoin(declared_names_, ", "), "]; got ", labels.size(), " labels"));
+  }
+  std::vector<bool> seen(declared_names_.size());
+  for (const auto& [n, v] : labels) {
+    const auto it = std::find(declared_names_.begin(), declared_names_.end(), n);
+    if (it == declared_names_.end() || seen[it - declared_names_.begin()]) {
+      Throw(absl::StatusCode::kInvalidArgument,
+            absl::StrCat("metric ", Quoted(name_), " has no label ", Quoted(n),
+                         " (or it was given twice); its labels are [",
+                         absl::StrJoin(declared_names_, ", "), "]"));
+    }
+    seen[it - declared_names_.begin()] = true;
+    values[it - declared_names_.begin()] = v;
+  }
+  return Lookup(std::span<const std::string_view>(values.data(), labels.size()));
+}
+
+void FamilyBase::InitSeries(char* record) const {
+  auto* h = reinterpret_cast<SeriesHeader*>(record);
+  h->magic = meters::kSeriesMagic;
+  h->created_unix_ns = NowUnixNanos();
+  h->exemplars.store(0, std::memory_order_relaxed);
+  h->reserved = 0;
+  auto* cells = reinterpret_cast<Cell*>(record + kSeriesCellsOffset);
+  const size_t n = (series_size_ - kSeriesCellsOffset) / sizeof(Cell);
+  for (size_t i = 0; i < n; ++i) cells[i].Init(0);
+  if (const uint64_t initial = meters::MeterTypeOf(type_).initial_value; initial != 0) {
+    for (uint32_t s = 0; s < stripes_; ++s) cells[uint64_t{s} * stripe_stride_].Init(initial);
+  }
+}
+
+SeriesRef FamilyBase::CreateSeries(std::string_view key,
+                                   std::span<const std::string_view> canonical) const {
+  for (size_t i = 0; i < canonical.size(); ++i) {
+    ValidateLabelValue(name_, canonical_names_[i], canonical[i]);
+  }
+  shm::Segment& seg = *segment_;
+  if (segment_->read_only()) return {Dummy(), this};
+  if (max_children_ != 0 && seg.TableSize(table_off_) >= max_children_) return Overflow();
+  if (char* record = FindOrInsertSeries(key); record != nullptr) return {record, this};
+  // The heap is full: the overflow child takes the updates when it exists (or still fits),
+  // else they go nowhere; either way the self-metric counts the lookup.
+  return Overflow();
+}
+
+char* FamilyBase::FindOrInsertSeries(std::string_view key, bool use_spares) const {
+  shm::Segment& seg = *segment_;
+  auto* fam = seg.At<FamilyRecord>(family_off_);
+  std::scoped_lock lock(seg.lock());
+  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return seg.base() + off;
+  absl::StatusOr<uint64_t> rec =
+      seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
+  if (!rec.ok()) {
+    if (!use_spares || fam->spare_record == 0) return nullptr;
+    rec = std::exchange(fam->spare_record, 0);  // a crash from here on leaks it, at worst
+  }
+  InitSeries(seg.base() + *rec);
+  if (!seg.Insert(table_off_, key, *rec, use_spares ? &fam->spare_entry : nullptr).ok()) {
+    seg.FreeToList(&fam->free_series, *rec);
+    return nullptr;
+  }
+  return seg.base() + *rec;
+}
+
+SeriesRef FamilyBase::Overflow() const {
+  shm::Segment& seg = *segment_;
+  auto* fam = seg.At<FamilyRecord>(family_off_);
+  fam->overflowed.fetch_add(1, std::memory_order_relaxed);
+  std::string key;
+  for (size_t i = 0; i < canonical_names_.size(); ++i) {
+    meters::AppendKeyPart(&key, kOverflowLabelValue);
+  }
+  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return {seg.base() + off, this};
+  char* record = FindOrInsertSeries(key, /*use_spares=*/true);
+  return {record != nullptr ? record : Dummy(), this};
+}
+
+void FamilyBase::FreeSeries(uint64_t rec) const {
+  shm::Segment& seg = *segment_;
+  auto* h = seg.At<SeriesHeader>(rec);
+  if (const uint64_t ex = h->exemplars.load(std::memory_order_relaxed); ex != 0) {
+    h->exemplars.store(0, std::memory_order_relaxed);
+    seg.Free(ex);
+  }
+  seg.FreeToList(&seg.At<FamilyRecord>(family_off_)->free_series, rec);
+}
+
+bool FamilyBase::Remove(std::span<const std::string_view> values) const {
+  if (values.size() != declared_names_.size()) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("metric ", Quoted(name_), " has ", declared_names_.size(),
+                       " label names; got ", values.size(), " values"));
+  }
+  if (values.empty() || segment_->read_only()) return false;
+  std::array<std::string_view, kMaxLabels> canonical;
+  for (size_t i = 0; i < values.size(); ++i) canonical[i] = values[to_canonical_[i]];
+  char buf[512];
+  std::string spill;
+  const std::string_view key = BuildKey({canonical.data(), values.size()}, buf, sizeof buf, &spill);
+  std::scoped_lock lock(segment_->lock());
+  const uint64_t rec = segment_->Erase(table_off_, key);
+  if (rec == 0) return false;
+  FreeSeries(rec);
+  return true;
+}
+
+void FamilyBase::Clear() const {
+  if (segment_->read_only()) return;
+  {
+    std::scoped_lock lock(segment_->lock());
+    segment_->EraseAll(table_off_, [this](uint64_t rec) { FreeSeries(rec); });
+  }
+  // A family without labels always has its one series.
+  if (declared_names_.empty()) (void)Lookup({});
+}
+
+size_t FamilyBase::size() const { return segment_->TableSize(table_off_); }
+
+}  // namespace internal
+
+}  // namespace shmetrics
