@@ -15,7 +15,13 @@
 //
 // Thread safety: construct and destroy from one thread. Fork safety: the serving thread exists
 // only in the process that constructed the exposer; forked workers never run it and must not
-// destroy it (a child that exits with _exit or exit is fine).
+// destroy it (a child that exits with _exit or exit is fine). Workers never hold the metrics
+// port: the listening socket is close-on-exec and a pthread_atfork child handler closes it in
+// every forked child, so a worker that outlives its master (the master killed) leaves the port
+// free for the restarted master, and connections to it are refused instead of hanging. Accepted
+// connections are close-on-exec too, and shut down when the master closes them, so a child's
+// inherited copy never keeps a scrape open. A child forked while the exposer runs therefore
+// cannot serve metrics itself: start the exposer after daemonizing, not before.
 //
 // Example:
 //   shmetrics::HttpExposer exposer(heap, {.port = 9464});
