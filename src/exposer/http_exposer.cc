@@ -70,6 +70,9 @@ struct HttpExposer::Impl {
     collect::CollectOptions options;
     options.names = http::ParseNameFilters(req.query);
     options.process_metrics = process_metrics;
+    // A HEAD response carries no body, so nobody would see the maxima it emptied: only a GET
+    // starts a new "since the last scrape" window.
+    options.reset_maxima = !req.head;
     http::Response resp;
     if (absl::Status s = EncodeHeaps(heaps, format, options, &resp.body); !s.ok()) {
       return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));

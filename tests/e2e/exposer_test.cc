@@ -19,12 +19,17 @@
 #include "shmetrics/error.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/registry.h"
+#include "util/parsers.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::OpenMetricsParserRejects;
+using ::shmetrics::testing::ParseOpenMetrics;
+using ::shmetrics::testing::PromtoolRejects;
+using ::shmetrics::testing::ReadUntilClosed;
 using ::shmetrics::testing::SendRequest;
 using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
@@ -259,6 +264,48 @@ TEST_F(ExposerTest, WorkerOrphanedByAKilledMasterLeavesTheMetricsPortFree) {
   EXPECT_LT(probe, 0) << "a connection to the dead master's port was accepted";
   if (probe >= 0) close(probe);
   close(hold[1]);  // the worker exits; init reaps it
+}
+
+// A HEAD of /metrics (Prometheus never sends one, but load balancers and probes do) gets the
+// headers only, so it must leave the maxima for the next GET; the GET then empties them.
+TEST_F(ExposerTest, HeadLeavesMaximaForTheNextGet) {
+  registry_->AddMaxGauge("queue_peak", "Deepest queue since the last scrape").Labels().Set(17);
+  registry_->AddTimer("rpc", "RPC time").Labels().Record(std::chrono::milliseconds(250));
+  registry_->AddDistributionSummary("payload", "Payload size", {}, {.unit = "bytes"})
+      .Labels()
+      .Record(4096);
+  const std::string om_accept = "Accept: application/openmetrics-text;version=1.0.0\r\n";
+  for (const std::string& accept : {om_accept, std::string()}) {
+    const int head = SendRequest(exposer_->port(), "HEAD /metrics HTTP/1.1\r\nHost: t\r\n" +
+                                                       accept + "Connection: close\r\n\r\n");
+    ASSERT_GE(head, 0);
+    bool closed = false;
+    const std::string reply = ReadUntilClosed(head, std::chrono::seconds(60), &closed);
+    close(head);
+    EXPECT_TRUE(closed);
+    EXPECT_THAT(reply, HasSubstr("HTTP/1.1 200 OK\r\n"));
+    EXPECT_THAT(reply, Not(HasSubstr("queue_peak"))) << "a HEAD answer has no body";
+  }
+  const std::string get =
+      "curl -s --max-time 60 -H 'Accept: application/openmetrics-text;"
+      "version=1.0.0' " +
+      base_ + "/metrics";
+  const std::string first = Shell(get);
+  std::string error;
+  const auto samples = ParseOpenMetrics(first, &error);
+  ASSERT_TRUE(samples.has_value()) << error << "\n" << first;
+  EXPECT_EQ(samples->count("queue_peak{}"), 1u) << first;
+  EXPECT_EQ(samples->count("queue_peak{}") ? samples->at("queue_peak{}") : -1, 17);
+  EXPECT_THAT(first, HasSubstr("\nrpc_seconds_max 0.25\n"));
+  EXPECT_THAT(first, HasSubstr("\npayload_bytes_max 4096\n"));
+  EXPECT_EQ(OpenMetricsParserRejects(first), "");
+  // That GET (and the one after it) started new windows: nothing was set since.
+  const std::string prom = Shell("curl -s --max-time 60 " + base_ + "/metrics");
+  EXPECT_EQ(PromtoolRejects(prom), "") << prom;
+  const std::string second = Shell(get);
+  EXPECT_THAT(second, Not(HasSubstr("\nqueue_peak ")));
+  EXPECT_THAT(second, HasSubstr("\nrpc_seconds_max 0\n"));
+  EXPECT_EQ(OpenMetricsParserRejects(second), "");
 }
 
 }  // namespace
