@@ -44,6 +44,9 @@
 #include "shmetrics/heap.h"
 
 namespace shmetrics {
+namespace internal {
+struct FamilySource;
+}
 
 enum class ExpositionFormat { kOpenMetrics, kPrometheus };
 
@@ -123,6 +126,9 @@ class HttpExposer {
   explicit HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& options = {});
   explicit HttpExposer(Heap heap, const HttpExposerOptions& options = {})
       : HttpExposer(std::vector<Heap>{std::move(heap)}, options) {}
+  // For the library's own tools (`shmetrics serve`, whose heaps come and go): serves what
+  // `source` writes at each scrape.
+  HttpExposer(const internal::FamilySource& source, const HttpExposerOptions& options);
   HttpExposer(const HttpExposer&) = delete;
   HttpExposer& operator=(const HttpExposer&) = delete;
   // Stops serving and joins the thread.
