@@ -3,7 +3,8 @@
 //
 // The master of a pre-fork server embeds an HttpExposer: it starts one thread that serves
 //   GET/HEAD /metrics      OpenMetrics 1.0.0 or Prometheus 0.0.4 text by the Accept header,
-//                          gzip when Accept-Encoding allows; `?name[]=x` selects families
+//                          gzip when Accept-Encoding allows; `?name[]=x` selects families;
+//                          only a GET resets the maxima (see max_gauge.h), never a HEAD
 //   GET/HEAD /-/healthy    "OK"
 //   GET/HEAD /             a landing page linking to both
 // with 404 for other paths and 405 for other methods. It binds 127.0.0.1 unless told otherwise.

@@ -256,20 +256,12 @@ class ServedHeap {
   // served, OK when it is served or simply does not exist (then heap() is null).
   absl::Status Refresh() {
     struct stat st {};
-    if (path_.empty() || ::stat(path_.c_str(), &st) != 0) {
-      const int err = errno;
-      heap_.reset();
-      if (!path_.empty() && err == ENOENT) return absl::OkStatus();
-      // An invalid name or an unreadable path: Open says what is wrong.
-      try {
-        heap_ = OpenReadOnly(spec_, options_);
-      } catch (const Error& e) {
-        if (e.code() == absl::StatusCode::kNotFound) return absl::OkStatus();
-        return absl::Status(e.code(), e.what());
-      }
-    }
-    if (heap_ && st.st_dev == dev_ && st.st_ino == ino_) return absl::OkStatus();
-    heap_.reset();
+    const bool exists = !path_.empty() && ::stat(path_.c_str(), &st) == 0;
+    const bool missing = !exists && !path_.empty() && errno == ENOENT;
+    if (exists && heap_ && st.st_dev == dev_ && st.st_ino == ino_) return absl::OkStatus();
+    heap_.reset();  // removed, or replaced by another file: let go of the old mapping
+    if (missing) return absl::OkStatus();
+    // A new file, one stat cannot see or an invalid name: Open tells which, or opens it.
     try {
       heap_ = OpenReadOnly(spec_, options_);
     } catch (const Error& e) {
