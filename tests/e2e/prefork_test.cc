@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -26,6 +27,7 @@
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/registry.h"
+#include "util/parsers.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
@@ -33,8 +35,11 @@ namespace {
 
 using ::shmetrics::testing::BuiltProgram;
 using ::shmetrics::testing::ConnectionHolder;
+using ::shmetrics::testing::HaveParsers;
+using ::shmetrics::testing::OpenMetricsParserRejects;
 using ::shmetrics::testing::ParseOpenMetrics;
 using ::shmetrics::testing::PreforkServer;
+using ::shmetrics::testing::PromtoolRejects;
 using ::shmetrics::testing::ReadProcFacts;
 using ::shmetrics::testing::ReadUntilClosed;
 using ::shmetrics::testing::SampleValue;
@@ -73,6 +78,24 @@ std::vector<shm::Segment::WorkerInfo> LiveWorkers(const Heap& heap) {
     if (w.alive) live.push_back(w);
   }
   return live;
+}
+
+// Forks and execs argv with stdout on pipe `out`'s write end.
+pid_t ForkChildExec(const int out[2], std::vector<std::string> argv) {
+  fflush(stdout);
+  fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    close(out[0]);
+    close(out[1]);
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
 }
 
 std::vector<pid_t> Pids(const std::vector<shm::Segment::WorkerInfo>& workers) {
@@ -437,6 +460,72 @@ TEST(PreforkServerTest, RefusesBadFlagsAndLeavesNoHeapBehind) {
   EXPECT_THAT(out, HasSubstr("exists"));
   EXPECT_NO_THROW(Heap::Open(name, {.read_only = true}));
   EXPECT_EQ(first.Stop(SIGINT), 0);
+}
+
+// `shmetrics serve --heap NAME` beside a prefork_server that is stopped and started again:
+// while it is down its heap is gone and serve says so; once it is back the next scrape serves
+// the new heap, never the old one. Every scrape passes both parsers.
+TEST(PreforkServerTest, ServeFollowsAServerThatRestartsItsHeap) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  const std::string name = UniqueHeapName("restart");
+  auto server = std::make_unique<PreforkServer>(1, name);
+  ASSERT_TRUE(server->ok()) << server->output();
+  auto get = [&](int n) {
+    const std::string url = "http://127.0.0.1:" + std::to_string(server->port()) + "/item/1";
+    for (int i = 0; i < n; ++i) EXPECT_EQ(Shell("curl -sS --max-time 60 " + url), "ok\n");
+  };
+  get(3);
+
+  // serve, started by path of its binary, its "listening on" line read through a pipe.
+  int out[2];
+  ASSERT_EQ(pipe(out), 0);
+  const std::string tool = BuiltProgram("src/shmetrics");
+  const pid_t serve =
+      ForkChildExec(out, {tool, "serve", "--heap", name, "--listen", "127.0.0.1:0"});
+  close(out[1]);
+  std::string line;
+  for (const auto deadline = Clock::now() + kPatience; Clock::now() < deadline;) {
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char c;
+    if (read(out[0], &c, 1) != 1 || c == '\n') break;
+    line += c;
+  }
+  close(out[0]);
+  const std::string prefix = "listening on 127.0.0.1:";
+  ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
+  const std::string base = "http://127.0.0.1:" + line.substr(prefix.size()) + "/metrics";
+  auto scrape = [&] {
+    const std::string om = Shell(
+        "curl -s --max-time 60 -H 'Accept: application/openmetrics-text;version=1.0.0' " + base);
+    EXPECT_EQ(OpenMetricsParserRejects(om), "") << om;
+    const std::string prom = Shell("curl -s --max-time 60 " + base);
+    EXPECT_EQ(PromtoolRejects(prom), "") << prom;
+    return om;
+  };
+  const std::string up = "\nshmetrics_heap_up{heap=\"" + name + "\"} ";
+  std::string om = scrape();
+  EXPECT_EQ(SampleValue(om, kGetOk), 3.0) << om;
+  EXPECT_THAT(om, HasSubstr(up + "1\n"));
+
+  EXPECT_EQ(server->Stop(SIGTERM), 0);  // removes its heap
+  om = scrape();
+  EXPECT_THAT(om, HasSubstr(up + "0\n"));
+  EXPECT_THAT(om, Not(HasSubstr("http_requests_total"))) << "the old heap is still served";
+  EXPECT_THAT(om, Not(HasSubstr("process_")));
+
+  server = std::make_unique<PreforkServer>(1, name);
+  ASSERT_TRUE(server->ok()) << server->output();
+  get(1);
+  om = scrape();
+  EXPECT_EQ(SampleValue(om, kGetOk), 1.0) << om;
+  EXPECT_THAT(om, HasSubstr(up + "1\n"));
+  EXPECT_THAT(om, HasSubstr("process_start_time_seconds{worker_id=\"master\"}"));
+
+  ASSERT_EQ(kill(serve, SIGTERM), 0);
+  EXPECT_EQ(WaitChild(serve), 0);
+  EXPECT_EQ(server->Stop(SIGTERM), 0);
 }
 
 }  // namespace
