@@ -3,7 +3,8 @@
 //
 // The master of a pre-fork server embeds an HttpExposer: it starts one thread that serves
 //   GET/HEAD /metrics      OpenMetrics 1.0.0 or Prometheus 0.0.4 text by the Accept header,
-//                          gzip when Accept-Encoding allows; `?name[]=x` selects families
+//                          gzip when Accept-Encoding allows; `?name[]=x` selects families;
+//                          only a GET resets the maxima (see max_gauge.h), never a HEAD
 //   GET/HEAD /-/healthy    "OK"
 //   GET/HEAD /             a landing page linking to both
 // with 404 for other paths and 405 for other methods. It binds 127.0.0.1 unless told otherwise.
@@ -15,7 +16,13 @@
 //
 // Thread safety: construct and destroy from one thread. Fork safety: the serving thread exists
 // only in the process that constructed the exposer; forked workers never run it and must not
-// destroy it (a child that exits with _exit or exit is fine).
+// destroy it (a child that exits with _exit or exit is fine). Workers never hold the metrics
+// port: the listening socket is close-on-exec and a pthread_atfork child handler closes it in
+// every forked child, so a worker that outlives its master (the master killed) leaves the port
+// free for the restarted master, and connections to it are refused instead of hanging. Accepted
+// connections are close-on-exec too, and shut down when the master closes them, so a child's
+// inherited copy never keeps a scrape open. A child forked while the exposer runs therefore
+// cannot serve metrics itself: start the exposer after daemonizing, not before.
 //
 // Example:
 //   shmetrics::HttpExposer exposer(heap, {.port = 9464});
@@ -38,6 +45,9 @@
 #include "shmetrics/heap.h"
 
 namespace shmetrics {
+namespace internal {
+struct FamilySource;
+}
 
 enum class ExpositionFormat { kOpenMetrics, kPrometheus };
 
@@ -117,6 +127,9 @@ class HttpExposer {
   explicit HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& options = {});
   explicit HttpExposer(Heap heap, const HttpExposerOptions& options = {})
       : HttpExposer(std::vector<Heap>{std::move(heap)}, options) {}
+  // For the library's own tools (`shmetrics serve`, whose heaps come and go): serves what
+  // `source` writes at each scrape.
+  HttpExposer(const internal::FamilySource& source, const HttpExposerOptions& options);
   HttpExposer(const HttpExposer&) = delete;
   HttpExposer& operator=(const HttpExposer&) = delete;
   // Stops serving and joins the thread.

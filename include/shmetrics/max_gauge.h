@@ -7,6 +7,9 @@
 // Set racing with the scrape lands in this scrape or the next, never in neither. An empty gauge
 // (nothing set since the last scrape, or ever) is not exposed, as Spectator reports no value.
 //
+// Only a GET of the exposer's /metrics empties the gauge: a HEAD, which sends no body, leaves it
+// for the next GET.
+//
 // "The last scrape" is the last collection by any collector that can write the heap: with two
 // scrapers each sees the largest value since the other's scrape. A read-only collector (for
 // example `shmetrics serve` on a heap it may only read) cannot empty the gauge: it shows the

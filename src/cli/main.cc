@@ -5,15 +5,23 @@
 // starting "shmetrics: ", with exit status 2 for usage errors and 1 for everything else.
 //
 // Thread safety: single-threaded, except for the HttpExposer's own thread under `serve`, which is
-// started after SIGTERM and SIGINT are blocked so that only main's sigwait receives them.
+// started after SIGTERM and SIGINT are blocked so that only main's sigwait receives them. Once it
+// runs, only that thread touches the served heaps (between scrapes, one scrape at a time).
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
+#include <cerrno>
+#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +30,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
+#include "expose/encoder.h"
+#include "exposer/family_source.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
@@ -47,34 +57,53 @@ constexpr std::string_view kMainUsage =
     "path, anything else a heap name (/dev/shm/shmetrics.<name>).\n"
     "Exit status: 0 success, 1 runtime error, 2 usage error.\n";
 
+// The open options of serve, dump and inspect, described once.
+#define SHMETRICS_OPEN_FLAGS_USAGE                                                              \
+  "  --allow-other-owner      open a heap owned by another user (a monitoring agent running\n"  \
+  "                           as its own user); by default such a heap is refused\n"            \
+  "  --allow-shared-write     open a heap that group or others may write (e.g. mode 0660 for\n" \
+  "                           a shared group); by default such a heap is refused\n"
+
 constexpr std::string_view kServeUsage =
     "usage: shmetrics serve --heap NAME [--heap NAME2 ...] [--listen ADDR:PORT]\n"
-    "                       [--web-config-file FILE]\n"
+    "                       [--web-config-file FILE] [--no-wait] [--allow-other-owner]\n"
+    "                       [--allow-shared-write]\n"
     "\n"
     "Opens the heaps read-only and serves them at http://ADDR:PORT/metrics until SIGTERM or\n"
     "SIGINT, then exits 0. Prints `listening on ADDR:PORT` (the bound port) once ready.\n"
+    "Before each scrape it checks what each name points to: a heap removed and created again\n"
+    "(a restarted service) is served anew, a heap removed and not recreated is left out.\n"
+    "shmetrics_heap_up{heap=\"NAME\"} is 1 for each heap served, 0 for one that is not.\n"
     "  --heap NAME              a heap name or path; repeat to serve several heaps\n"
     "  --listen ADDR:PORT       default 127.0.0.1:9464; port 0 picks a free port; [::1]:PORT\n"
     "                           for IPv6\n"
     "  --web-config-file FILE   TLS and basic auth, in the YAML format of Prometheus exporters'\n"
     "                           --web.config.file (tls_server_config: cert_file, key_file;\n"
-    "                           basic_auth_users: user: bcrypt hash)\n";
+    "                           basic_auth_users: user: bcrypt hash)\n"
+    "  --no-wait                exit 1 when a heap does not exist at start; by default serve\n"
+    "                           says so on stderr, serves it as down and waits for "
+    "it\n" SHMETRICS_OPEN_FLAGS_USAGE;
 
 constexpr std::string_view kDumpUsage =
-    "usage: shmetrics dump --heap NAME [--format openmetrics|prometheus]\n"
+    "usage: shmetrics dump --heap NAME [--format openmetrics|prometheus] [--allow-other-owner]\n"
+    "                      [--allow-shared-write]\n"
     "\n"
     "Prints one exposition of the heap (opened read-only) to stdout.\n"
-    "  --heap NAME      a heap name or path\n"
-    "  --format FORMAT  openmetrics (default) or prometheus\n";
+    "  --heap NAME              a heap name or path\n"
+    "  --format FORMAT          openmetrics (default) or prometheus\n" SHMETRICS_OPEN_FLAGS_USAGE;
 
 constexpr std::string_view kInspectUsage =
-    "usage: shmetrics inspect --heap NAME [--verify]\n"
+    "usage: shmetrics inspect --heap NAME [--verify] [--allow-other-owner]\n"
+    "                         [--allow-shared-write]\n"
     "\n"
     "Prints the heap's name, layout_version, size_bytes (committed), max_bytes, used_bytes,\n"
     "families, series and workers as one JSON object.\n"
-    "  --heap NAME  a heap name or path\n"
-    "  --verify     first check every block, family and series record; when the check fails,\n"
-    "               print the problem on stderr, no JSON, and exit 1\n";
+    "  --heap NAME              a heap name or path\n"
+    "  --verify                 first check every block, family and series record; when the\n"
+    "                           check fails, print the problem on stderr, no JSON, and exit "
+    "1\n" SHMETRICS_OPEN_FLAGS_USAGE;
+
+#undef SHMETRICS_OPEN_FLAGS_USAGE
 
 constexpr std::string_view kListUsage =
     "usage: shmetrics list\n"
@@ -86,6 +115,14 @@ constexpr std::string_view kRmUsage =
     "\n"
     "Removes a heap (an error if it does not exist). Processes that have it open keep working.\n"
     "  --heap NAME  a heap name or path\n";
+
+// Keeps the error to one line whatever the library put in its message.
+std::string OneLine(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return s;
+}
 
 // The one way a command fails: a message and an exit status.
 struct Failure {
@@ -103,6 +140,9 @@ struct Args {
   std::optional<std::string> format;
   std::optional<std::string> web_config_file;
   bool verify = false;
+  bool no_wait = false;
+  bool allow_other_owner = false;
+  bool allow_shared_write = false;
 };
 
 // Parses argv[first..] for `command`, accepting only the flags in `allowed` ("--heap" etc.).
@@ -130,9 +170,14 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
     if (!flag.starts_with("--") || !is_allowed(flag)) {
       return Usage(absl::StrCat(command, ": unknown argument \"", std::string(arg), "\""));
     }
-    if (flag == "--verify") {
-      if (value) return Usage(absl::StrCat(command, ": --verify takes no value"));
-      args->verify = true;
+    if (bool* on = flag == "--verify"               ? &args->verify
+                   : flag == "--no-wait"            ? &args->no_wait
+                   : flag == "--allow-other-owner"  ? &args->allow_other_owner
+                   : flag == "--allow-shared-write" ? &args->allow_shared_write
+                                                    : nullptr;
+        on != nullptr) {
+      if (value) return Usage(absl::StrCat(command, ": ", std::string(flag), " takes no value"));
+      *on = true;
       continue;
     }
     if (!value) {
@@ -159,10 +204,154 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
 
 bool IsPath(std::string_view heap) { return heap.find('/') != std::string_view::npos; }
 
-Heap OpenReadOnly(const std::string& heap) {
-  const Heap::OpenOptions options{.read_only = true};
+Heap::OpenOptions ReadOnlyOptions(const Args& args) {
+  return {.read_only = true,
+          .allow_other_owner = args.allow_other_owner,
+          .allow_shared_write = args.allow_shared_write};
+}
+
+Heap OpenReadOnly(const std::string& heap, const Heap::OpenOptions& options) {
   return IsPath(heap) ? Heap::OpenAtPath(heap, options) : Heap::Open(heap, options);
 }
+
+// The device and inode of the file mapped at addr in this process, from /proc/self/maps.
+bool MappedFile(const void* addr, dev_t* dev, ino_t* ino) {
+  std::ifstream maps("/proc/self/maps");
+  const auto at = reinterpret_cast<uintptr_t>(addr);
+  for (std::string line; std::getline(maps, line);) {
+    uintptr_t start = 0, end = 0;
+    unsigned major_dev = 0, minor_dev = 0;
+    unsigned long long inode = 0, offset = 0;
+    char perms[8] = {};
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " %7s %llx %x:%x %llu", &start, &end,
+                    perms, &offset, &major_dev, &minor_dev, &inode) != 7) {
+      continue;
+    }
+    if (start <= at && at < end) {
+      *dev = makedev(major_dev, minor_dev);
+      *ino = static_cast<ino_t>(inode);
+      return true;
+    }
+  }
+  return false;
+}
+
+// One --heap of `serve`: whichever heap the name (or path) points to now. Refresh, before each
+// scrape, compares the file the name points to with the one mapped, by device and inode: a
+// service that restarted and created its heap again is served anew, a heap removed is dropped
+// (and its memory unmapped). Each ServedHeap is its own object, swapped independently.
+class ServedHeap {
+ public:
+  ServedHeap(std::string spec, const Heap::OpenOptions& options)
+      : spec_(std::move(spec)), options_(options) {
+    if (IsPath(spec_)) {
+      path_ = shm::Location::ForPath(spec_).path;
+    } else if (auto where = shm::Location::ForName(spec_); where.ok()) {
+      path_ = where->path;
+    }
+  }
+
+  // Brings the mapping in line with the name. Returns the error that keeps the heap from being
+  // served, OK when it is served or simply does not exist (then heap() is null).
+  absl::Status Refresh() {
+    struct stat st {};
+    const bool exists = !path_.empty() && ::stat(path_.c_str(), &st) == 0;
+    const bool missing = !exists && !path_.empty() && errno == ENOENT;
+    if (exists && heap_ && st.st_dev == dev_ && st.st_ino == ino_) return absl::OkStatus();
+    heap_.reset();  // removed, or replaced by another file: let go of the old mapping
+    if (missing) return absl::OkStatus();
+    // A new file, one stat cannot see or an invalid name: Open tells which, or opens it.
+    try {
+      heap_ = OpenReadOnly(spec_, options_);
+    } catch (const Error& e) {
+      if (e.code() == absl::StatusCode::kNotFound) return absl::OkStatus();  // removed meanwhile
+      return absl::Status(e.code(), e.what());
+    }
+    // The file mapped, which is the one the name pointed to when Open ran: should the name have
+    // moved on since the stat, the next Refresh sees the difference.
+    if (!MappedFile(heap_->segment().base(), &dev_, &ino_)) {
+      dev_ = st.st_dev;
+      ino_ = st.st_ino;
+    }
+    return absl::OkStatus();
+  }
+
+  const std::string& spec() const { return spec_; }
+  const Heap* heap() const { return heap_ ? &*heap_ : nullptr; }
+
+ private:
+  const std::string spec_;
+  const Heap::OpenOptions options_;
+  std::string path_;  // the file the name stands for; empty for an invalid name
+  std::optional<Heap> heap_;
+  dev_t dev_ = 0;  // of the file mapped by heap_
+  ino_t ino_ = 0;
+};
+
+// What `serve` exposes: the families of every heap served, the self and process metrics of the
+// first one, and shmetrics_heap_up for each --heap. Only the exposer's thread calls Collect.
+class ServedHeaps {
+ public:
+  explicit ServedHeaps(std::vector<ServedHeap> heaps) : heaps_(std::move(heaps)) {
+    last_error_.resize(heaps_.size());
+  }
+
+  absl::Status Collect(expose::Encoder& enc, const collect::CollectOptions& options) {
+    bool first = true;
+    for (size_t i = 0; i < heaps_.size(); ++i) {
+      ServedHeap& h = heaps_[i];
+      Report(i, h.Refresh());
+      if (h.heap() == nullptr) continue;
+      collect::CollectOptions o = options;
+      // Self and process metrics come from the first heap served only, so no family repeats.
+      if (!first) o.self_metrics = o.process_metrics = false;
+      first = false;
+      if (absl::Status s = collect::Collect(h.heap()->segment(), enc, o); !s.ok()) {
+        return absl::Status(s.code(), absl::StrCat(h.spec(), ": ", s.message()));
+      }
+    }
+    if (Selected(options, "shmetrics_heap_up")) {
+      enc.BeginFamily({.name = "shmetrics_heap_up",
+                       .type = expose::MetricType::kGauge,
+                       .help = "1 when shmetrics serve serves the heap, 0 when the heap does not "
+                               "exist or cannot be opened.",
+                       .unit = ""});
+      for (const ServedHeap& h : heaps_) {
+        const expose::Label label[] = {{"heap", h.spec()}};
+        enc.Gauge(label, h.heap() != nullptr ? 1 : 0);
+      }
+      enc.EndFamily();
+    }
+    return absl::OkStatus();
+  }
+
+  std::vector<ServedHeap>& heaps() { return heaps_; }
+
+ private:
+  static bool Selected(const collect::CollectOptions& options, std::string_view name) {
+    if (options.names.empty()) return true;
+    for (const std::string& n : options.names) {
+      if (n == name) return true;
+    }
+    return false;
+  }
+
+  // Logs a heap's open error once, when it starts (or changes), and its recovery.
+  void Report(size_t i, const absl::Status& s) {
+    const std::string now = s.ok() ? "" : std::string(s.message());
+    if (now == last_error_[i]) return;
+    if (s.ok()) {
+      std::fprintf(stderr, "shmetrics: serve: %s is served again\n", heaps_[i].spec().c_str());
+    } else {
+      std::fprintf(stderr, "shmetrics: serve: %s is not served: %s\n", heaps_[i].spec().c_str(),
+                   OneLine(now).c_str());
+    }
+    last_error_[i] = now;
+  }
+
+  std::vector<ServedHeap> heaps_;
+  std::vector<std::string> last_error_;  // per heap, "" while it opens fine
+};
 
 std::optional<Failure> RequireOneHeap(const std::string& command, const Args& args) {
   if (args.heaps.empty()) return Usage(absl::StrCat(command, ": missing --heap"));
@@ -198,6 +387,7 @@ std::optional<Failure> ParseListen(const std::string& listen, HttpExposerOptions
 
 std::optional<Failure> Serve(const Args& args) {
   if (args.heaps.empty()) return Usage("serve: missing --heap");
+  const Heap::OpenOptions open_options = ReadOnlyOptions(args);
   HttpExposerOptions options;
   if (args.listen) {
     if (auto f = ParseListen(*args.listen, &options)) return f;
@@ -210,8 +400,19 @@ std::optional<Failure> Serve(const Args& args) {
     nofile.rlim_cur = nofile.rlim_max;
     (void)setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  std::vector<Heap> heaps;
-  for (const std::string& h : args.heaps) heaps.push_back(OpenReadOnly(h));
+  // Every heap opens now, or serve fails as it would at a scrape; only a heap that does not
+  // exist yet is waited for (unless --no-wait).
+  std::vector<ServedHeap> served;
+  for (const std::string& h : args.heaps) {
+    served.emplace_back(h, open_options);
+    if (absl::Status s = served.back().Refresh(); !s.ok()) throw Error(s);
+    if (served.back().heap() != nullptr) continue;
+    if (args.no_wait) OpenReadOnly(h, open_options);  // throws the usual kNotFound error
+    std::fprintf(stderr,
+                 "shmetrics: serve: %s does not exist yet; serving it as down until it does\n",
+                 h.c_str());
+  }
+  auto heaps = std::make_shared<ServedHeaps>(std::move(served));
 
   // Blocked before the exposer starts its thread, which inherits the mask: the signals then
   // wait for sigwait below instead of killing the process or landing on the server thread.
@@ -222,7 +423,11 @@ std::optional<Failure> Serve(const Args& args) {
   if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) {
     return Failure{kExitRuntime, "serve: cannot block signals"};
   }
-  HttpExposer exposer(std::move(heaps), options);
+  HttpExposer exposer(
+      internal::FamilySource{
+          .collect = [heaps](expose::Encoder& enc,
+                             const collect::CollectOptions& o) { return heaps->Collect(enc, o); }},
+      options);
   const bool v6 = options.address.find(':') != std::string::npos;
   std::cout << "listening on " << (v6 ? "[" : "") << options.address << (v6 ? "]" : "") << ":"
             << exposer.port() << std::endl;
@@ -245,7 +450,7 @@ std::optional<Failure> Dump(const Args& args) {
                                 "\" (openmetrics or prometheus)"));
     }
   }
-  const Heap heap = OpenReadOnly(args.heaps[0]);
+  const Heap heap = OpenReadOnly(args.heaps[0], ReadOnlyOptions(args));
   const std::string text = Expose(heap, format);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return std::nullopt;
@@ -284,7 +489,7 @@ std::string JsonString(std::string_view s) {
 
 std::optional<Failure> Inspect(const Args& args) {
   if (auto f = RequireOneHeap("inspect", args)) return f;
-  const Heap heap = OpenReadOnly(args.heaps[0]);
+  const Heap heap = OpenReadOnly(args.heaps[0], ReadOnlyOptions(args));
   const shm::Segment& seg = heap.segment();
   if (args.verify) {
     if (absl::Status s = collect::VerifyMetrics(seg); !s.ok()) {
@@ -354,9 +559,14 @@ std::optional<Failure> Run(int argc, char** argv) {
     return std::nullopt;
   }
   static const Command kCommands[] = {
-      {"serve", kServeUsage, {"--heap", "--listen", "--web-config-file"}},
-      {"dump", kDumpUsage, {"--heap", "--format"}},
-      {"inspect", kInspectUsage, {"--heap", "--verify"}},
+      {"serve",
+       kServeUsage,
+       {"--heap", "--listen", "--web-config-file", "--no-wait", "--allow-other-owner",
+        "--allow-shared-write"}},
+      {"dump", kDumpUsage, {"--heap", "--format", "--allow-other-owner", "--allow-shared-write"}},
+      {"inspect",
+       kInspectUsage,
+       {"--heap", "--verify", "--allow-other-owner", "--allow-shared-write"}},
       {"list", kListUsage, {}},
       {"rm", kRmUsage, {"--heap"}},
   };
@@ -375,14 +585,6 @@ std::optional<Failure> Run(int argc, char** argv) {
     return Remove(args);
   }
   return Usage(absl::StrCat("unknown command \"", std::string(command), "\""));
-}
-
-// Keeps the error to one line whatever the library put in its message.
-std::string OneLine(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  return s;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "expose/encoder.h"
 #include "expose/gzip.h"
 #include "expose/negotiate.h"
+#include "exposer/family_source.h"
 #include "http/basic_auth.h"
 #include "http/query.h"
 #include "http/router.h"
@@ -15,15 +16,21 @@
 namespace shmetrics {
 namespace {
 
-absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
-                         const collect::CollectOptions& options, std::string* out) {
-  auto enc = expose::MakeEncoder(format, out);
+absl::Status CollectHeaps(const std::vector<Heap>& heaps, expose::Encoder& enc,
+                          const collect::CollectOptions& options) {
   for (size_t i = 0; i < heaps.size(); ++i) {
     collect::CollectOptions o = options;
     // Self and process metrics come from the first heap only, so no family repeats.
     if (i > 0) o.self_metrics = o.process_metrics = false;
-    if (absl::Status s = collect::Collect(heaps[i].segment(), *enc, o); !s.ok()) return s;
+    if (absl::Status s = collect::Collect(heaps[i].segment(), enc, o); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
+                         const collect::CollectOptions& options, std::string* out) {
+  auto enc = expose::MakeEncoder(format, out);
+  if (absl::Status s = CollectHeaps(heaps, *enc, options); !s.ok()) return s;
   enc->Finish();
   return absl::OkStatus();
 }
@@ -51,7 +58,7 @@ WebOptions LoadWebConfigFile(const std::string& path) {
 }
 
 struct HttpExposer::Impl {
-  std::vector<Heap> heaps;
+  internal::FamilySource source;
   bool process_metrics;
   std::unique_ptr<http::BasicAuth> auth;  // null: no authentication
   std::unique_ptr<http::Server> server;
@@ -70,10 +77,15 @@ struct HttpExposer::Impl {
     collect::CollectOptions options;
     options.names = http::ParseNameFilters(req.query);
     options.process_metrics = process_metrics;
+    // A HEAD response carries no body, so nobody would see the maxima it emptied: only a GET
+    // starts a new "since the last scrape" window.
+    options.reset_maxima = !req.head;
     http::Response resp;
-    if (absl::Status s = EncodeHeaps(heaps, format, options, &resp.body); !s.ok()) {
+    auto enc = expose::MakeEncoder(format, &resp.body);
+    if (absl::Status s = source.collect(*enc, options); !s.ok()) {
       return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));
     }
+    enc->Finish();
     resp.content_type = std::string(expose::ContentType(format));
     if (expose::AcceptsGzip(req.accept_encoding)) {
       if (auto gz = expose::GzipCompress(resp.body, expose::kGzipFastestLevel); gz.ok()) {
@@ -86,8 +98,17 @@ struct HttpExposer::Impl {
 };
 
 HttpExposer::HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& options)
+    : HttpExposer(
+          internal::FamilySource{.collect =
+                                     [heaps = std::move(heaps)](expose::Encoder& enc,
+                                                                const collect::CollectOptions& o) {
+                                       return CollectHeaps(heaps, enc, o);
+                                     }},
+          options) {}
+
+HttpExposer::HttpExposer(const internal::FamilySource& source, const HttpExposerOptions& options)
     : impl_(std::make_unique<Impl>()) {
-  impl_->heaps = std::move(heaps);
+  impl_->source = source;
   impl_->process_metrics = options.process_metrics;
   http::ServerOptions so;
   so.address = options.address;

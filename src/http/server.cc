@@ -16,9 +16,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/base/thread_annotations.h"
@@ -67,9 +70,33 @@ constexpr std::string_view kBusyResponse =
 constexpr size_t kReadChunk = 4096;
 constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
 
-void SetCloseOnExec(int fd) {
-  int flags = ::fcntl(fd, F_GETFD);
-  if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+// The listening sockets of the servers running in this process. A forked child closes its
+// copies at once (pthread_atfork), so a worker that outlives its master never holds the port:
+// connections to it are refused instead of queueing where nobody accepts them. Never destroyed,
+// like the registry's fork bookkeeping: a server with static storage duration may stop at exit.
+std::mutex& ListenersMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::vector<int>& Listeners() {
+  static auto* fds = new std::vector<int>;
+  return *fds;
+}
+// Held across fork(), so the child's copy of the list is complete and its lock free.
+void ListenersPrepare() { ListenersMutex().lock(); }
+void ListenersParent() { ListenersMutex().unlock(); }
+// Only close(2) and clear() (which frees nothing), so nothing here allocates in the child.
+void ListenersChild() {
+  for (int fd : Listeners()) ::close(fd);
+  Listeners().clear();
+  ListenersMutex().unlock();
+}
+
+void AddListener(int fd) {
+  static const int installed = pthread_atfork(ListenersPrepare, ListenersParent, ListenersChild);
+  (void)installed;
+  std::lock_guard<std::mutex> lock(ListenersMutex());
+  Listeners().push_back(fd);
 }
 
 std::string FormatEndpoint(const asio::ip::address& address, uint16_t port) {
@@ -251,6 +278,7 @@ class Server::Impl {
   const pid_t owner_pid_;
   uint16_t port_ = 0;
   std::string endpoint_;
+  tcp protocol_ = tcp::v4();  // the listener's, set by Listen
 
   // Owned by the io threads between Run and Stop; touched by Stop only after they are joined.
   // Declared so that everything holding a reference to ioc_ is destroyed before it.
@@ -593,9 +621,17 @@ absl::Status Server::Impl::Listen() {
   ioc_ = std::make_unique<asio::io_context>(options_.threads);
   acceptor_ = std::make_unique<tcp::acceptor>(*ioc_);
   tcp::endpoint endpoint(address, options_.port);
-  acceptor_->open(endpoint.protocol(), ec);
-  if (ec) return BindError("open a socket", endpoint_, ec);
-  SetCloseOnExec(acceptor_->native_handle());
+  // Close-on-exec from the start (SOCK_CLOEXEC), so no thread's fork+exec can leak it.
+  const int fd = ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0)
+    return BindError("open a socket", endpoint_,
+                     error_code(errno, asio::error::get_system_category()));
+  protocol_ = endpoint.protocol();
+  acceptor_->assign(protocol_, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return BindError("open a socket", endpoint_, ec);
+  }
   // Lets a restarted server rebind while old connections sit in TIME_WAIT; a port with a live
   // listener still fails with "address in use".
   acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
@@ -607,7 +643,12 @@ absl::Status Server::Impl::Listen() {
   port_ = acceptor_->local_endpoint(ec).port();
   if (ec) return BindError("get the bound port", endpoint_, ec);
   endpoint_ = FormatEndpoint(address, port_);
+  // Non-blocking, so an accept4 after a readiness that another client's reset withdrew returns
+  // EAGAIN instead of blocking the io thread.
+  acceptor_->non_blocking(true, ec);
+  if (ec) return BindError("make the socket non-blocking", endpoint_, ec);
   accept_retry_ = std::make_unique<asio::steady_timer>(*ioc_);
+  AddListener(acceptor_->native_handle());
   return absl::OkStatus();
 }
 
@@ -637,10 +678,28 @@ void Server::Impl::Run() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
+// Waits for a connection and takes it with accept4(SOCK_CLOEXEC): asio's accept sets
+// close-on-exec only after accept returns, too late for a fork+exec in another thread.
 void Server::Impl::DoAccept() {
-  acceptor_->async_accept(
-      asio::make_strand(*ioc_),
-      [this](const error_code& ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+  acceptor_->async_wait(tcp::acceptor::wait_read, [this](const error_code& wait_ec) {
+    if (wait_ec == asio::error::operation_aborted) return;
+    tcp::socket socket(asio::make_strand(*ioc_));
+    error_code ec = wait_ec;
+    if (!ec) {
+      const int fd = ::accept4(acceptor_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        // Nothing to take after all (the client gave up, or it was a spurious wakeup).
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED || errno == EINTR) {
+          return DoAccept();
+        }
+        ec = error_code(errno, asio::error::get_system_category());
+      } else {
+        socket.assign(protocol_, fd, ec);
+        if (ec) ::close(fd);
+      }
+    }
+    OnAccept(ec, std::move(socket));
+  });
 }
 
 void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
@@ -652,7 +711,6 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
     });
     return;
   }
-  SetCloseOnExec(socket.native_handle());
   if (state_.active_connections.load(std::memory_order_relaxed) >= options_.max_connections) {
     // Best effort: the 503 goes out only if the socket buffer takes it right away. A TLS client
     // expects a handshake, not plain text: it just sees the close.
@@ -702,8 +760,13 @@ void Server::Impl::Stop() {
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   if (acceptor_ != nullptr && acceptor_->is_open()) {
-    // shutdown() stops listening for every copy of the descriptor, including one a forked
-    // child inherited, so the port does not keep queueing connections nobody accepts.
+    // Out of the list and closed under its lock, so a fork meanwhile never closes a descriptor
+    // number that has been reused.
+    std::lock_guard<std::mutex> listeners(ListenersMutex());
+    auto& fds = Listeners();
+    fds.erase(std::remove(fds.begin(), fds.end(), acceptor_->native_handle()), fds.end());
+    // shutdown() stops listening for every copy of the descriptor, including one a child
+    // forked without pthread_atfork handlers (vfork, clone) may hold.
     ::shutdown(acceptor_->native_handle(), SHUT_RD);
     error_code ignored;
     acceptor_->close(ignored);

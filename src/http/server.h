@@ -11,11 +11,14 @@
 //
 // Process safety (fork): the server's threads exist only in the process that called Start. A
 // child forked while the server runs must not use it; it may simply ignore it and exit() or
-// _exit() freely (the server registers no atexit handler and no pthread_atfork handler). If a
-// child destroys the server anyway, the destructor notices the fork and leaks its state instead
-// of touching the parent's threads or event queue, so the parent keeps serving. Connections the
-// server closes are shut down first, so a child holding inherited copies of their descriptors
-// does not keep them open for the client. Listening and accepted sockets are close-on-exec.
+// _exit() freely (the server registers no atexit handler). A pthread_atfork child handler
+// closes the child's copy of every running server's listening socket, so a child that outlives
+// its parent never holds the port. If a child destroys the server anyway, the destructor
+// notices the fork and leaks its state instead of touching the parent's threads or event queue,
+// so the parent keeps serving. Connections the server closes are shut down first, so a child
+// holding inherited copies of their descriptors does not keep them open for the client.
+// Listening and accepted sockets are created close-on-exec (SOCK_CLOEXEC), so a fork+exec in any
+// thread, or a posix_spawn, which runs no atfork handler, never passes them on.
 //
 // Example (NotFound and friends are in http/router.h):
 //   auto server = shmetrics::http::Server::Start(

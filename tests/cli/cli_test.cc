@@ -1,11 +1,13 @@
 // The shmetrics command-line tool, run as the real built binary against heaps made here.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,12 +22,16 @@
 #include "shmetrics/heap.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/registry.h"
+#include "util/parsers.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::HaveParsers;
+using ::shmetrics::testing::OpenMetricsParserRejects;
+using ::shmetrics::testing::PromtoolRejects;
 using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
@@ -96,6 +102,99 @@ void ExpectOneLineError(const Result& r, int exit_code, const std::string& fragm
   EXPECT_THAT(r.err, HasSubstr(fragment));
 }
 
+// A running `shmetrics serve ARGS --listen 127.0.0.1:0`, its stderr in a file; the destructor
+// stops it if the test did not.
+class ServeProcess {
+ public:
+  explicit ServeProcess(std::vector<std::string> args) {
+    args.insert(args.begin(), {Tool(), "serve"});
+    args.insert(args.end(), {"--listen", "127.0.0.1:0"});
+    int out[2];
+    EXPECT_EQ(pipe(out), 0);
+    const int err_fd = mkstemp(err_path_);
+    EXPECT_GE(err_fd, 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      dup2(err_fd, STDERR_FILENO);
+      close(out[0]);
+      close(out[1]);
+      close(err_fd);
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err_fd);
+    out_ = out[0];
+    // "listening on 127.0.0.1:PORT\n", or EOF when serve failed; bounded either way.
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      char c;
+      if (read(out_, &c, 1) != 1 || c == '\n') break;
+      line += c;
+    }
+    const std::string prefix = "listening on 127.0.0.1:";
+    if (line.rfind(prefix, 0) == 0) port_ = std::stoi(line.substr(prefix.size()));
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) Stop();
+    if (out_ >= 0) close(out_);
+    unlink(err_path_);
+  }
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+
+  int port() const { return port_; }
+  // One scrape: OpenMetrics text, or Prometheus text when !openmetrics.
+  std::string Scrape(bool openmetrics = true) const {
+    const std::string accept =
+        openmetrics ? " -H 'Accept: application/openmetrics-text;version=1.0.0'" : "";
+    return Shell("curl -s --max-time 60" + accept + " http://127.0.0.1:" + std::to_string(port_) +
+                 "/metrics");
+  }
+  // Both formats of one state of the heaps, checked by both parsers; returns the OpenMetrics one.
+  std::string ScrapeAndParse() const {
+    const std::string om = Scrape();
+    EXPECT_EQ(OpenMetricsParserRejects(om), "") << om;
+    const std::string prom = Scrape(false);
+    EXPECT_EQ(PromtoolRejects(prom), "") << prom;
+    return om;
+  }
+  // SIGTERM; the exit code.
+  int Stop() {
+    kill(pid_, SIGTERM);
+    const int rc = WaitChild(pid_);
+    pid_ = -1;
+    return rc;
+  }
+  // Waits (bounded) for serve to exit by itself; the exit code, -1 if it did not.
+  int Wait() {
+    const int rc = WaitChild(pid_, std::chrono::seconds(60));
+    pid_ = -1;
+    return rc;
+  }
+  std::string Stderr() const {
+    const int fd = open(err_path_, O_RDONLY);
+    std::string text = fd >= 0 ? ReadAll(fd) : "";
+    if (fd >= 0) close(fd);
+    return text;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int port_ = 0;
+  char err_path_[40] = "/tmp/shmetrics_serve_err_XXXXXX";
+};
+
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -108,11 +207,21 @@ class CliTest : public ::testing::Test {
     if (std::filesystem::exists("/dev/shm/shmetrics." + name_)) Heap::Remove(name_);
     if (!copy_.empty()) std::filesystem::remove(copy_);
   }
-  // A heap with one counter, cli_requests_total, at 7.
-  void CreateHeapWithCounter() {
+  // A heap with one counter, cli_requests_total, at `value` (default 7).
+  void CreateHeapWithCounter(double value = 7) {
     heap_ = std::make_unique<Heap>(Heap::Create(name_));
     registry_ = std::make_unique<Registry>(*heap_);
-    registry_->AddCounter("cli_requests", "Requests").Labels().Inc(7);
+    registry_->AddCounter("cli_requests", "Requests").Labels().Inc(value);
+  }
+  // Removes the heap's name and lets go of this process's mapping, as a stopped service would.
+  void RemoveHeap() {
+    registry_.reset();
+    heap_.reset();
+    Heap::Remove(name_);
+  }
+  std::string HeapFile() const { return "/dev/shm/shmetrics." + name_; }
+  std::string HeapUp(int up) const {
+    return "\nshmetrics_heap_up{heap=\"" + name_ + "\"} " + std::to_string(up) + "\n";
   }
   std::string name_, copy_;
   std::unique_ptr<Heap> heap_;
@@ -301,6 +410,180 @@ TEST_F(CliTest, ServeFailsCleanlyWhenThePortIsTaken) {
   const Result r =
       RunTool({"serve", "--heap", name_, "--listen", "127.0.0.1:" + std::to_string(taken.port())});
   ExpectOneLineError(r, 1, std::to_string(taken.port()));
+}
+
+// A heap a group may write (made so by chmod, as a service sharing it with a group would) is
+// refused by default and opened with --allow-shared-write, by dump, inspect and serve alike.
+TEST_F(CliTest, AllowSharedWriteOpensAGroupWritableHeap) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  CreateHeapWithCounter();
+  ASSERT_EQ(chmod(HeapFile().c_str(), 0660), 0);
+  ExpectOneLineError(RunTool({"dump", "--heap", name_}), 1, "group or others may write");
+  ExpectOneLineError(RunTool({"inspect", "--heap", name_}), 1, "group or others may write");
+  {
+    ServeProcess refused({"--heap", name_});
+    EXPECT_EQ(refused.port(), 0);
+    EXPECT_EQ(refused.Wait(), 1);
+    EXPECT_THAT(refused.Stderr(), HasSubstr("group or others may write"));
+  }
+  Result r = RunTool({"dump", "--heap", name_, "--allow-shared-write"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\ncli_requests_total 7\n"));
+  r = RunTool({"inspect", "--heap", name_, "--verify", "--allow-shared-write"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"families\": 1"));
+  ServeProcess serve({"--heap", name_, "--allow-shared-write"});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  EXPECT_THAT(serve.Scrape(), HasSubstr("\ncli_requests_total 7\n"));
+  EXPECT_EQ(serve.Stop(), 0);
+  // Like --verify, the flag takes no value.
+  ExpectOneLineError(RunTool({"dump", "--heap", name_, "--allow-shared-write=1"}), 2,
+                     "takes no value");
+}
+
+// A monitoring agent running as its own user reads a service's heap with --allow-other-owner.
+TEST_F(CliTest, AllowOtherOwnerOpensAnotherUsersHeap) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to give the heap to another user";
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  CreateHeapWithCounter();
+  ASSERT_EQ(chown(HeapFile().c_str(), 65534, 65534), 0);  // nobody
+  ExpectOneLineError(RunTool({"dump", "--heap", name_}), 1, "owned by uid 65534");
+  ExpectOneLineError(RunTool({"inspect", "--heap", name_}), 1, "owned by uid 65534");
+  ExpectOneLineError(RunTool({"dump", "--heap", name_, "--allow-shared-write"}), 1,
+                     "owned by uid 65534");
+  Result r = RunTool({"dump", "--heap", name_, "--allow-other-owner"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\ncli_requests_total 7\n"));
+  r = RunTool({"inspect", "--heap", name_, "--allow-other-owner"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ServeProcess serve({"--heap", name_, "--allow-other-owner"});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  EXPECT_THAT(serve.Scrape(), HasSubstr("\ncli_requests_total 7\n"));
+  // Both at once, for a heap that is both.
+  ASSERT_EQ(chmod(HeapFile().c_str(), 0666), 0);
+  r = RunTool({"dump", "--heap", name_, "--allow-other-owner", "--allow-shared-write"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+// The service restarts: its heap is removed and created again under the same name with new
+// values. The next scrape of the serve started before shows the new heap, and no trace of the
+// old one; both parsers accept every scrape.
+TEST_F(CliTest, ServeSwitchesToAHeapRecreatedUnderItsName) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  CreateHeapWithCounter(7);
+  ServeProcess serve({"--heap", name_});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  std::string om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 7\n"));
+  EXPECT_THAT(om, HasSubstr(HeapUp(1)));
+
+  RemoveHeap();
+  CreateHeapWithCounter(42);
+  registry_->AddGauge("cli_generation", "Which heap this is").Labels().Set(2);
+  om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 42\n"));
+  EXPECT_THAT(om, Not(HasSubstr("\ncli_requests_total 7\n")));
+  EXPECT_THAT(om, HasSubstr("\ncli_generation 2\n"));
+  EXPECT_THAT(om, HasSubstr(HeapUp(1)));
+  // And once more, to show it keeps following the name.
+  RemoveHeap();
+  CreateHeapWithCounter(3);
+  EXPECT_THAT(serve.ScrapeAndParse(), HasSubstr("\ncli_requests_total 3\n"));
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+// Removed and not recreated: the heap's families (its self and process metrics too) leave the
+// scrape, and shmetrics_heap_up says it is down, while the other heap is still served.
+TEST_F(CliTest, ServeLeavesOutARemovedHeapAndReportsItDown) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  CreateHeapWithCounter();
+  const std::string other_name = UniqueHeapName("cli-other");
+  Heap other = Heap::Create(other_name);
+  Registry(other).AddCounter("cli_other_jobs", "Jobs").Labels().Inc(5);
+  ServeProcess serve({"--heap", name_, "--heap", other_name});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  std::string om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 7\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total 5\n"));
+  EXPECT_THAT(om, HasSubstr(HeapUp(1)));
+
+  RemoveHeap();
+  om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, Not(HasSubstr("cli_requests")));
+  EXPECT_THAT(om, HasSubstr(HeapUp(0)));
+  EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_up{heap=\"" + other_name + "\"} 1\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total 5\n"));
+  // The self metrics now come from the heap still served, once.
+  EXPECT_EQ(om.find("# TYPE shmetrics_heap_used_bytes gauge"),
+            om.rfind("# TYPE shmetrics_heap_used_bytes gauge"));
+  EXPECT_THAT(om, HasSubstr("# TYPE shmetrics_heap_used_bytes gauge"));
+
+  Heap::Remove(other_name);
+  om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, Not(HasSubstr("cli_other_jobs")));
+  EXPECT_THAT(om, Not(HasSubstr("shmetrics_heap_used_bytes")));
+  EXPECT_THAT(om, Not(HasSubstr("process_")));
+  EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_up{heap=\"" + other_name + "\"} 0\n"));
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+// serve started before the service: it says so, serves the heap as down, and serves it once it
+// exists. --no-wait keeps the old behaviour, an immediate error.
+TEST_F(CliTest, ServeStartedBeforeTheHeapWaitsForIt) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  {
+    ServeProcess no_wait({"--heap", name_, "--no-wait"});
+    EXPECT_EQ(no_wait.port(), 0);
+    EXPECT_EQ(no_wait.Wait(), 1);
+    EXPECT_THAT(no_wait.Stderr(), HasSubstr("does not exist"));
+    EXPECT_THAT(no_wait.Stderr(), StartsWith("shmetrics: "));
+  }
+  ServeProcess serve({"--heap", name_});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  EXPECT_THAT(serve.Stderr(), HasSubstr(name_ + " does not exist yet"));
+  std::string om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr(HeapUp(0)));
+  EXPECT_THAT(om, Not(HasSubstr("cli_requests")));
+
+  CreateHeapWithCounter();
+  om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 7\n"));
+  EXPECT_THAT(om, HasSubstr(HeapUp(1)));
+  EXPECT_EQ(serve.Stop(), 0);
+  // A heap that exists but cannot be opened is still an error at start, not waited for.
+  ASSERT_EQ(chmod(HeapFile().c_str(), 0606), 0);
+  ServeProcess refused({"--heap", name_});
+  EXPECT_EQ(refused.Wait(), 1);
+  EXPECT_THAT(refused.Stderr(), HasSubstr("group or others may write"));
+}
+
+// A heap recreated in a state serve must not open (here: writable by others) is reported once
+// on stderr and served as down, never as the old heap, and served again once it is fixed.
+TEST_F(CliTest, ServeReportsARecreatedHeapItCannotOpen) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  CreateHeapWithCounter(7);
+  ServeProcess serve({"--heap", name_});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  EXPECT_THAT(serve.ScrapeAndParse(), HasSubstr("\ncli_requests_total 7\n"));
+  RemoveHeap();
+  CreateHeapWithCounter(8);
+  ASSERT_EQ(chmod(HeapFile().c_str(), 0666), 0);
+  std::string om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, Not(HasSubstr("cli_requests")));
+  EXPECT_THAT(om, HasSubstr(HeapUp(0)));
+  const std::string err = serve.Stderr();
+  EXPECT_THAT(err, HasSubstr(name_ + " is not served: "));
+  EXPECT_EQ(err.find("is not served"), err.rfind("is not served")) << "logged once: " << err;
+  ASSERT_EQ(chmod(HeapFile().c_str(), 0600), 0);
+  om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 8\n"));
+  EXPECT_THAT(serve.Stderr(), HasSubstr(name_ + " is served again"));
+  EXPECT_EQ(serve.Stop(), 0);
 }
 
 }  // namespace

@@ -218,8 +218,9 @@ TEST_F(CollectorTest, PerWorkerGaugeModes) {
   auto& live = registry_->AddGauge("g_live", "L", {}, {.mode = GaugeMode::kLiveSum});
   auto& all = registry_->AddGauge("g_all", "A", {}, {.mode = GaugeMode::kAll});
   auto& mx = registry_->AddGauge("g_max", "M", {}, {.mode = GaugeMode::kMax});
-  int go[2];
+  int go[2], set[2];
   ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(set), 0);
   std::vector<pid_t> kids;
   for (int w = 0; w < 3; ++w) {
     kids.push_back(ForkChild([&, w] {
@@ -228,14 +229,18 @@ TEST_F(CollectorTest, PerWorkerGaugeModes) {
       live.Labels().Set(1);
       all.Labels().Set(static_cast<double>(id));
       mx.Labels().Set(100 + w);
+      const char done = 'x';
+      if (write(set[1], &done, 1) != 1) return 2;
       char c;
       (void)!read(go[0], &c, 1);
       return 0;
     }));
-    // Let each worker set its values before the next starts, so ids follow w.
-    while (registry_->heap().segment().Workers().size() < static_cast<size_t>(w + 1)) usleep(1000);
-    usleep(20000);
+    // Each worker has attached and set its values before the next starts, so ids follow w.
+    char c = 0;
+    ASSERT_EQ(read(set[0], &c, 1), 1) << "worker " << w;
   }
+  close(set[0]);
+  close(set[1]);
   RecordingEncoder rec;
   ASSERT_TRUE(
       Collect(heap_->segment(), rec, {.self_metrics = false, .process_metrics = false}).ok());

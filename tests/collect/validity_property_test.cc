@@ -22,9 +22,8 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
-using ::shmetrics::testing::HavePromtool;
-using ::shmetrics::testing::HavePythonClient;
-using ::shmetrics::testing::PromtoolProblems;
+using ::shmetrics::testing::HaveParsers;
+using ::shmetrics::testing::PromtoolRejects;
 using ::shmetrics::testing::PythonProblems;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
@@ -194,9 +193,7 @@ void RegisterMany(uint64_t seed, const Heap& heap) {
 }
 
 TEST(ValidityPropertyTest, EveryExpositionOfRandomRegistrationsParses) {
-  if (!HavePromtool() || !HavePythonClient()) {
-    GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
-  }
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
   std::vector<std::string> openmetrics, text;
   for (int h = 0; h < kHeaps; ++h) {
     const std::string name = UniqueHeapName("prop");
@@ -216,7 +213,7 @@ TEST(ValidityPropertyTest, EveryExpositionOfRandomRegistrationsParses) {
   const auto text_problems = PythonProblems(text, /*openmetrics=*/false);
   int failures = 0;
   for (int h = 0; h < kHeaps && failures < 3; ++h) {
-    const std::string promtool = PromtoolProblems(text[h]);
+    const std::string promtool = PromtoolRejects(text[h]);
     if (om_problems[h].empty() && text_problems[h].empty() && promtool.empty()) continue;
     ++failures;
     ADD_FAILURE() << "heap " << h << " (seeds " << 0x5eed0000 + h * 2 << ", +1):\n"

@@ -1,26 +1,122 @@
 // The embedded HTTP endpoint, over real loopback sockets, with curl as the client.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <vector>
 
+#include "e2e/prefork_helpers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shmetrics/error.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/registry.h"
+#include "util/parsers.h"
 #include "util/subprocess.h"
 
 namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::OpenMetricsParserRejects;
+using ::shmetrics::testing::ParseOpenMetrics;
+using ::shmetrics::testing::PromtoolRejects;
+using ::shmetrics::testing::ReadUntilClosed;
+using ::shmetrics::testing::SendRequest;
 using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// The local TCP port of socket fd, or 0 when fd is not an IPv4/IPv6 socket.
+uint16_t LocalPort(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
+}
+
+// Whether fd is a socket bound to local TCP port `port`, listening or connected as asked.
+bool IsSocketOn(int fd, uint16_t port, bool listening) {
+  int accepting = 0;
+  socklen_t len = sizeof accepting;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0) return false;
+  return (accepting != 0) == listening && LocalPort(fd) == port;
+}
+
+// Whether this process holds a socket listening on `port`. Probes every descriptor number
+// instead of reading /proc/self/fd, so a forked child can ask without allocating.
+bool HoldsListenerOn(uint16_t port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (IsSocketOn(fd, port, /*listening=*/true)) return true;
+  }
+  return false;
+}
+
+// This process's descriptors of sockets bound to local port `port` (listening or not).
+std::vector<int> SocketsOn(uint16_t port, bool listening) {
+  std::vector<int> fds;
+  for (int fd = 0; fd < 4096; ++fd) {
+    if (IsSocketOn(fd, port, listening)) fds.push_back(fd);
+  }
+  return fds;
+}
+
+// "socket:[inode]", what /proc/<pid>/fd/<fd> links to.
+std::string SocketLink(int fd) {
+  char buf[128] = {};
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// What `ls -l /proc/self/fd` prints in a program started with posix_spawn, which (unlike
+// fork) runs no pthread_atfork handler: only close-on-exec keeps a descriptor out of it.
+std::string SpawnedProgramsDescriptors() {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return "";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  char ls[] = "ls", l[] = "-l", dir[] = "/proc/self/fd";
+  char* argv[] = {ls, l, dir, nullptr};
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, "/bin/ls", &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(out[1]);
+  std::string text;
+  if (rc == 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(WaitChild(pid), 0);
+  }
+  close(out[0]);
+  return text;
+}
+
+// Binds a fresh socket to 127.0.0.1:port without SO_REUSEADDR: 0, or the errno.
+int BindWithoutReuse(uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int rc = bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0 ? 0 : errno;
+  close(fd);
+  return rc;
+}
 
 class ExposerTest : public ::testing::Test {
  protected:
@@ -87,6 +183,132 @@ TEST_F(ExposerTest, BindFailureIsAClearError) {
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr(std::to_string(exposer_->port())));
   }
+}
+
+// The listening socket and every accepted connection are close-on-exec, and a forked child
+// holds no copy of the listening socket.
+TEST_F(ExposerTest, ForkedAndSpawnedChildrenHoldNoListeningSocket) {
+  const uint16_t port = exposer_->port();
+  const std::vector<int> listeners = SocketsOn(port, /*listening=*/true);
+  ASSERT_EQ(listeners.size(), 1u) << "the exposer's own listening socket";
+  EXPECT_NE(fcntl(listeners[0], F_GETFD) & FD_CLOEXEC, 0);
+  // A keep-alive connection the exposer has answered, so it holds the accepted socket now.
+  const int client = SendRequest(port, "GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\n");
+  ASSERT_GE(client, 0);
+  std::string reply;
+  for (const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+       reply.find("\r\n\r\nOK\n") == std::string::npos &&
+       std::chrono::steady_clock::now() < deadline;) {
+    char buf[512];
+    const ssize_t n = recv(client, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_THAT(reply, HasSubstr("\r\n\r\nOK\n"));
+  std::vector<int> accepted;
+  for (int fd : SocketsOn(port, /*listening=*/false)) {
+    if (fd != client) accepted.push_back(fd);
+  }
+  ASSERT_EQ(accepted.size(), 1u) << "the exposer's side of the connection";
+  EXPECT_NE(fcntl(accepted[0], F_GETFD) & FD_CLOEXEC, 0);
+
+  // A forked child (no exec): the atfork handler closed its copy of the listener.
+  const pid_t child = ForkChild([&] { return HoldsListenerOn(port) ? 3 : 0; });
+  EXPECT_EQ(WaitChild(child), 0) << "a forked child holds the metrics port";
+  // A spawned program sees neither socket.
+  const std::string fds = SpawnedProgramsDescriptors();
+  EXPECT_THAT(fds, HasSubstr(" 1 -> pipe:")) << "ls ran and listed its descriptors";
+  EXPECT_THAT(fds, Not(HasSubstr(SocketLink(listeners[0]))));
+  EXPECT_THAT(fds, Not(HasSubstr(SocketLink(accepted[0]))));
+  close(client);
+  // The parent still serves.
+  EXPECT_EQ(Shell("curl -s --max-time 60 " + base_ + "/-/healthy"), "OK\n");
+}
+
+// The case: a master with an embedded exposer forks a worker and is killed. The
+// orphaned worker must not keep the metrics port: connections are refused, and a restarted
+// master can bind it again (even without SO_REUSEADDR).
+TEST_F(ExposerTest, WorkerOrphanedByAKilledMasterLeavesTheMetricsPortFree) {
+  // The master is forked from a single-threaded test process, as a real one starts: without the
+  // fixture's exposer thread (ThreadSanitizer refuses threads in a multi-threaded fork's child).
+  exposer_.reset();
+  int report[2], hold[2];
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(hold, O_CLOEXEC), 0);
+  const pid_t master = ForkChild([&] {
+    close(report[0]);
+    close(hold[1]);
+    HttpExposer exposer(*heap_, {.port = 0});
+    const pid_t worker = ForkChild([&] {
+      char c;
+      (void)!read(hold[0], &c, 1);  // until the test closes its end
+      return 0;
+    });
+    const int32_t facts[2] = {exposer.port(), worker};
+    (void)!write(report[1], facts, sizeof facts);
+    pause();  // until killed by the test
+    return 4;
+  });
+  close(report[1]);
+  close(hold[0]);
+  int32_t facts[2] = {0, 0};
+  ASSERT_EQ(read(report[0], facts, sizeof facts), static_cast<ssize_t>(sizeof facts));
+  close(report[0]);
+  const auto port = static_cast<uint16_t>(facts[0]);
+  const pid_t worker = facts[1];
+  ASSERT_GT(port, 0);
+  ASSERT_GT(worker, 0);
+  ASSERT_EQ(kill(master, SIGKILL), 0);
+  EXPECT_EQ(WaitChild(master), 128 + SIGKILL);
+  ASSERT_EQ(kill(worker, 0), 0) << "the worker outlives its master";
+
+  EXPECT_EQ(BindWithoutReuse(port), 0) << "the orphaned worker holds port " << port;
+  const int probe = SendRequest(port, "GET /-/healthy HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_LT(probe, 0) << "a connection to the dead master's port was accepted";
+  if (probe >= 0) close(probe);
+  close(hold[1]);  // the worker exits; init reaps it
+}
+
+// A HEAD of /metrics (Prometheus never sends one, but load balancers and probes do) gets the
+// headers only, so it must leave the maxima for the next GET; the GET then empties them.
+TEST_F(ExposerTest, HeadLeavesMaximaForTheNextGet) {
+  registry_->AddMaxGauge("queue_peak", "Deepest queue since the last scrape").Labels().Set(17);
+  registry_->AddTimer("rpc", "RPC time").Labels().Record(std::chrono::milliseconds(250));
+  registry_->AddDistributionSummary("payload", "Payload size", {}, {.unit = "bytes"})
+      .Labels()
+      .Record(4096);
+  const std::string om_accept = "Accept: application/openmetrics-text;version=1.0.0\r\n";
+  for (const std::string& accept : {om_accept, std::string()}) {
+    const int head = SendRequest(exposer_->port(), "HEAD /metrics HTTP/1.1\r\nHost: t\r\n" +
+                                                       accept + "Connection: close\r\n\r\n");
+    ASSERT_GE(head, 0);
+    bool closed = false;
+    const std::string reply = ReadUntilClosed(head, std::chrono::seconds(60), &closed);
+    close(head);
+    EXPECT_TRUE(closed);
+    EXPECT_THAT(reply, HasSubstr("HTTP/1.1 200 OK\r\n"));
+    EXPECT_THAT(reply, Not(HasSubstr("queue_peak"))) << "a HEAD answer has no body";
+  }
+  const std::string get =
+      "curl -s --max-time 60 -H 'Accept: application/openmetrics-text;"
+      "version=1.0.0' " +
+      base_ + "/metrics";
+  const std::string first = Shell(get);
+  std::string error;
+  const auto samples = ParseOpenMetrics(first, &error);
+  ASSERT_TRUE(samples.has_value()) << error << "\n" << first;
+  EXPECT_EQ(samples->count("queue_peak{}"), 1u) << first;
+  EXPECT_EQ(samples->count("queue_peak{}") ? samples->at("queue_peak{}") : -1, 17);
+  EXPECT_THAT(first, HasSubstr("\nrpc_seconds_max 0.25\n"));
+  EXPECT_THAT(first, HasSubstr("\npayload_bytes_max 4096\n"));
+  EXPECT_EQ(OpenMetricsParserRejects(first), "");
+  // That GET (and the one after it) started new windows: nothing was set since.
+  const std::string prom = Shell("curl -s --max-time 60 " + base_ + "/metrics");
+  EXPECT_EQ(PromtoolRejects(prom), "") << prom;
+  const std::string second = Shell(get);
+  EXPECT_THAT(second, Not(HasSubstr("\nqueue_peak ")));
+  EXPECT_THAT(second, HasSubstr("\nrpc_seconds_max 0\n"));
+  EXPECT_EQ(OpenMetricsParserRejects(second), "");
 }
 
 }  // namespace

@@ -71,7 +71,7 @@ class ScratchFile {
 // promtool check metrics reads the 0.0.4 text format. It exits 1 on a parse error and 3 when
 // the text parses but its linter has remarks (names it finds unidiomatic): only the first is a
 // rejection, unless the linter itself failed.
-inline std::string PromtoolProblems(const std::string& text) {
+inline std::string PromtoolRejects(const std::string& text) {
   ScratchFile f(text);
   int rc = 0;
   std::string out = RunCommand(std::string(kPromtool) + " check metrics < " + f.path(), &rc);
@@ -139,9 +139,13 @@ inline std::vector<std::string> PythonProblems(const std::vector<std::string>& t
   return problems;
 }
 
-inline std::string PythonProblems(const std::string& text, bool openmetrics) {
-  return PythonProblems(std::vector<std::string>{text}, openmetrics)[0];
+// "" when python's OpenMetrics parser accepts the text (it must end in # EOF), else its error.
+inline std::string OpenMetricsParserRejects(const std::string& text) {
+  return PythonProblems(std::vector<std::string>{text}, /*openmetrics=*/true)[0];
 }
+
+// Whether both parsers are installed.
+inline bool HaveParsers() { return HavePromtool() && HavePythonClient(); }
 
 }  // namespace shmetrics::testing
 
