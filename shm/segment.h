@@ -6,6 +6,10 @@
 // memory is committed only for what is allocated and a full tmpfs is an error, never a SIGBUS),
 // and a process that attached earlier sees later allocations without remapping.
 //
+// The parts live in files of their own behind this one class: mapping.cc (Location, create,
+// open, map, grow, remove), allocator.cc, index_table.cc, worker_table.cc, verify.cc, and
+// liveness.cc (shm/liveness.h: is a worker or the creator still running).
+//
 // Errors come back as absl::Status; nothing here throws (Boost.Interprocess exceptions are
 // caught and converted).
 //
