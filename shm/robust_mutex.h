@@ -20,19 +20,22 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "absl/base/thread_annotations.h"
+
 namespace shmetrics::shm {
 
-// Lives in the heap.
-class RobustMutex {
+// Lives in the heap. A capability for clang's -Wthread-safety: hold it through shm::MutexLock
+// (shm/mutex_lock.h), which the analysis understands, rather than std::scoped_lock.
+class ABSL_LOCKABLE RobustMutex {
  public:
   // Initializes the mutex in place. Called once by the process that creates the enclosing
   // structure, before the structure is published.
   void Init() noexcept;
 
   // Meets the standard Lockable requirements so std::scoped_lock works.
-  void lock() noexcept;
-  bool try_lock() noexcept;
-  void unlock() noexcept;
+  void lock() noexcept ABSL_EXCLUSIVE_LOCK_FUNCTION();
+  bool try_lock() noexcept ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true);
+  void unlock() noexcept ABSL_UNLOCK_FUNCTION();
 
   // Number of times a locker found the previous owner dead and recovered the mutex.
   uint64_t recoveries() const noexcept { return recoveries_.load(std::memory_order_relaxed); }

@@ -6,13 +6,19 @@
 // memory is committed only for what is allocated and a full tmpfs is an error, never a SIGBUS),
 // and a process that attached earlier sees later allocations without remapping.
 //
+// The parts live in files of their own behind this one class: mapping.cc (Location, create,
+// open, map, grow, remove), allocator.cc, index_table.cc, worker_table.cc, verify.cc, and
+// liveness.cc (shm/liveness.h: is a worker or the creator still running).
+//
 // Errors come back as absl::Status; nothing here throws (Boost.Interprocess exceptions are
 // caught and converted).
 //
 // Thread safety: the const read paths (Find, ForEachEntry, Checked) are safe from any thread of
 // any process without locks. Mutating calls that say REQUIRES: lock() held must be called with
-// Header::lock held (std::scoped_lock lock(segment.lock())). Process safety: any process killed
-// at any instruction leaves a valid heap (at worst a leaked block); see RobustMutex.
+// Header::lock held (shm::MutexLock lock(segment.lock()), see shm/mutex_lock.h); they carry
+// ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()), so clang's -Wthread-safety checks the callers. Process
+// safety: any process killed at any instruction leaves a valid heap (at worst a leaked block);
+// see RobustMutex.
 #ifndef SHMETRICS_SHM_SEGMENT_H_
 #define SHMETRICS_SHM_SEGMENT_H_
 
@@ -24,9 +30,11 @@
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "shm/layout.h"
+#include "shm/liveness.h"
 
 namespace shmetrics::shm {
 
@@ -117,14 +125,16 @@ class Segment {
   // Allocates a zeroed payload of `size` bytes and returns its offset.
   // REQUIRES: lock() held, not read-only.
   // Errors: ResourceExhausted when the heap reached max_size or the file system is full.
-  absl::StatusOr<uint64_t> Allocate(uint64_t size, BlockKind kind);
+  absl::StatusOr<uint64_t> Allocate(uint64_t size, BlockKind kind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Returns a block to the free lists. REQUIRES: lock() held; offset came from Allocate.
-  void Free(uint64_t offset);
+  void Free(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Like Allocate/Free but with a caller-owned free list (a uint64_t head in the heap) of blocks
   // that are reused only by the same owner, e.g. a family's records, so that a stale handle can
-  // never write into a block reused for another purpose.
-  absl::StatusOr<uint64_t> AllocateFromList(uint64_t* head, uint64_t size, BlockKind kind);
-  void FreeToList(uint64_t* head, uint64_t offset);
+  // never write into a block reused for another purpose. REQUIRES: lock() held.
+  absl::StatusOr<uint64_t> AllocateFromList(uint64_t* head, uint64_t size, BlockKind kind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void FreeToList(uint64_t* head, uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
   // The size of the payload of an allocated block.
   uint64_t PayloadSize(uint64_t offset) const {
@@ -134,7 +144,8 @@ class Segment {
   // --- Tables (the series index); see TableHeader in layout.h ---
 
   // REQUIRES: lock() held.
-  absl::StatusOr<uint64_t> NewTable(uint64_t initial_capacity = 16);
+  absl::StatusOr<uint64_t> NewTable(uint64_t initial_capacity = 16)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Returns the value stored for key, or 0. Lock-free; validates what it reads.
   uint64_t Find(uint64_t table, std::string_view key) const;
   // Inserts key -> value. REQUIRES: lock() held, key absent, value != 0.
@@ -142,15 +153,16 @@ class Segment {
   // is used instead (and set to 0), and a table too full to grow takes the entry as long as a
   // slot stays empty: so a reserved insert succeeds in a full heap.
   absl::Status Insert(uint64_t table, std::string_view key, uint64_t value,
-                      uint64_t* spare_entry = nullptr);
+                      uint64_t* spare_entry = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // An index entry block for a key of key_len bytes, for a later Insert. REQUIRES: lock() held.
-  absl::StatusOr<uint64_t> AllocateSpareEntry(size_t key_len);
+  absl::StatusOr<uint64_t> AllocateSpareEntry(size_t key_len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Removes key; returns its value or 0 when absent. REQUIRES: lock() held.
-  uint64_t Erase(uint64_t table, std::string_view key);
+  uint64_t Erase(uint64_t table, std::string_view key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Removes every entry; calls on_erase(value) for each. REQUIRES: lock() held.
-  void EraseAll(uint64_t table, const std::function<void(uint64_t value)>& on_erase);
+  void EraseAll(uint64_t table, const std::function<void(uint64_t value)>& on_erase)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Frees the table itself. REQUIRES: lock() held; the table is empty.
-  void FreeTable(uint64_t table);
+  void FreeTable(uint64_t table) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
   // Calls f(key, value) for every live entry, lock-free. Every offset and length is checked;
   // a corrupt table ends the walk with DataLoss. Stops early when f returns false.
@@ -205,12 +217,14 @@ class Segment {
 
   static absl::StatusOr<std::unique_ptr<Segment>> Map(const Location& where, int fd,
                                                       uint64_t map_size, bool read_only);
-  absl::Status Initialize(const CreateOptions& options);
+  // Writes a new heap's header, its locks, root table and worker table (all but the magic).
+  absl::Status Initialize(const CreateOptions& options, uint64_t initial_size);
   absl::Status Validate(uint64_t file_size) const;
-  absl::Status Commit(uint64_t end);
-  uint64_t PopFree(uint64_t* head, uint32_t block_size);
-  void ReleaseBlock(uint64_t* head, uint64_t offset);
-  absl::Status Rebuild(TableHeader* table, uint64_t capacity);
+  // Grows the file to cover `end` bytes. REQUIRES: lock() held.
+  absl::Status Commit(uint64_t end) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  uint64_t PopFree(uint64_t* head, uint32_t block_size) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  void ReleaseBlock(uint64_t* head, uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  absl::Status Rebuild(TableHeader* table, uint64_t capacity) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   const WorkerTable* Workers_() const;
 
   // The worker id this process claimed: pid << 32 | id, or 0. Keyed by pid so that a forked
@@ -225,12 +239,6 @@ class Segment {
   bool read_only_ = false;
   std::shared_ptr<void> mapping_;  // the Boost.Interprocess objects that own fd_ and the mapping
 };
-
-// Liveness of a process as the worker table sees it: running, not a zombie, and (when
-// start_ticks is not 0) the same process that recorded start_ticks.
-bool ProcessRunning(pid_t pid, uint64_t start_ticks);
-// Field 22 of /proc/<pid>/stat, or 0 when it cannot be read.
-uint64_t ProcessStartTicks(pid_t pid);
 
 }  // namespace shmetrics::shm
 

@@ -448,19 +448,4 @@ absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid, const ProcRoot& root) {
   return out;
 }
 
-absl::StatusOr<uint64_t> ProcessStartTicks(pid_t pid, const ProcRoot& root) {
-  absl::StatusOr<StatFields> stat = ReadStat(pid, root);
-  if (!stat.ok()) return stat.status();
-  return stat->starttime;
-}
-
-bool ProcessAlive(pid_t pid, const ProcRoot& root) {
-  if (pid <= 0) return false;
-  absl::StatusOr<StatFields> stat = ReadStat(pid, root);
-  if (stat.ok()) return stat->state != 'Z' && stat->state != 'X';
-  if (absl::IsNotFound(stat.status()) || root.path != "/proc") return false;
-  // EPERM means it exists but belongs to someone else.
-  return ::kill(pid, 0) == 0 || errno == EPERM;
-}
-
 }  // namespace shmetrics::process

@@ -70,30 +70,15 @@ struct ProcessStats {
 //   DataLoss           a file is malformed or larger than its cap; the message names the file.
 //   Internal           any other I/O error, with its errno text.
 // A zombie (exited, not yet reaped) is still readable and reports its final counters, with
-// zero memory and fds; use ProcessAlive() to tell it from a running process.
+// zero memory and fds; shm::ProcessRunning() (shm/liveness.h) tells it from a running process.
 //
 // Bytes read are capped: 4 KiB for <pid>/stat (the kernel writes about 1.2 KiB at most),
 // 64 KiB for status and limits, 1 MiB for /proc/stat (one-time, it is long on big machines).
 //
 // The files are read one after another, not atomically: if the pid is reused between two reads
-// the snapshot may mix two processes. Callers that care compare ProcessStartTicks() before and
-// after.
+// the snapshot may mix two processes. Callers that care compare shm::ProcessStartTicks()
+// (shm/liveness.h) before and after.
 [[nodiscard]] absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid, const ProcRoot& root = {});
-
-// ProcessStartTicks()
-//
-// Field 22 (starttime) of /proc/<pid>/stat: when the process started, in clock ticks after
-// boot. A (pid, start ticks) pair names one process for the life of the machine, so it tells a
-// live process from a later one that reused its pid. Errors as for ReadProcessStats.
-[[nodiscard]] absl::StatusOr<uint64_t> ProcessStartTicks(pid_t pid, const ProcRoot& root = {});
-
-// ProcessAlive()
-//
-// True when pid names a process that has not exited: false for a pid that does not exist and
-// for a zombie (state 'Z', or 'X' while it is being reaped). When /proc/<pid>/stat cannot be
-// read for another reason (procfs not mounted, hidepid) it falls back to kill(pid, 0), which
-// cannot see zombies; with a root other than "/proc" it returns false instead.
-[[nodiscard]] bool ProcessAlive(pid_t pid, const ProcRoot& root = {});
 
 }  // namespace shmetrics::process
 

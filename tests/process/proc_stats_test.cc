@@ -278,27 +278,15 @@ TEST(ReadProcessStatsChild, ReapedChildIsNotFound) {
   absl::StatusOr<ProcessStats> s = ReadProcessStats(pid);
   EXPECT_TRUE(absl::IsNotFound(s.status())) << s.status();
   EXPECT_THAT(s.status().message(), HasSubstr(absl::StrCat("/proc/", pid, "/stat")));
-  EXPECT_TRUE(absl::IsNotFound(ProcessStartTicks(pid).status()));
-  EXPECT_FALSE(ProcessAlive(pid));
 }
 
-TEST(ProcessAlive, RunningChildIsAliveAndZombieIsNot) {
-  EXPECT_TRUE(ProcessAlive(getpid()));
-
+// Liveness (running or zombie) is shm::ProcessRunning's; see tests/shm/liveness_test.cc.
+TEST(ReadProcessStatsChild, ZombieIsReadable) {
   BlockedChild child = BlockedChild::Start();
-  EXPECT_TRUE(ProcessAlive(child.pid));
-  absl::StatusOr<uint64_t> ticks = ProcessStartTicks(child.pid);
-  ASSERT_TRUE(ticks.ok()) << ticks.status();
-
   // Let it exit, and wait for that without reaping it: it stays a zombie.
   close(child.release_fd);
   siginfo_t info{};
   ASSERT_EQ(waitid(P_PID, child.pid, &info, WEXITED | WNOWAIT), 0);
-  EXPECT_FALSE(ProcessAlive(child.pid));
-  // Its start ticks still name it, so a reused pid would be told apart.
-  absl::StatusOr<uint64_t> zombie_ticks = ProcessStartTicks(child.pid);
-  ASSERT_TRUE(zombie_ticks.ok()) << zombie_ticks.status();
-  EXPECT_EQ(*zombie_ticks, *ticks);
   // A zombie is still readable, with its memory and files released.
   absl::StatusOr<ProcessStats> z = ReadProcessStats(child.pid);
   ASSERT_TRUE(z.ok()) << z.status();
@@ -307,29 +295,11 @@ TEST(ProcessAlive, RunningChildIsAliveAndZombieIsNot) {
 
   int status = 0;
   ASSERT_EQ(waitpid(child.pid, &status, 0), child.pid);
-  EXPECT_FALSE(ProcessAlive(child.pid));
-}
-
-TEST(ProcessStartTicks, StableAndOrderedByStart) {
-  absl::StatusOr<uint64_t> self1 = ProcessStartTicks(getpid());
-  absl::StatusOr<uint64_t> self2 = ProcessStartTicks(getpid());
-  ASSERT_TRUE(self1.ok()) << self1.status();
-  ASSERT_TRUE(self2.ok()) << self2.status();
-  EXPECT_EQ(*self1, *self2);
-
-  BlockedChild child = BlockedChild::Start();
-  absl::StatusOr<uint64_t> c = ProcessStartTicks(child.pid);
-  child.StopAndReap();
-  ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_GE(*c, *self1);
 }
 
 TEST(ReadProcessStats, InvalidPid) {
   EXPECT_TRUE(absl::IsInvalidArgument(ReadProcessStats(0).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(ReadProcessStats(-5).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(ProcessStartTicks(0).status()));
-  EXPECT_FALSE(ProcessAlive(0));
-  EXPECT_FALSE(ProcessAlive(-1));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,7 +379,7 @@ class FakeProcTest : public ::testing::Test {
 
   absl::StatusOr<ProcessStats> Read(pid_t pid = kPid) { return ReadProcessStats(pid, root_); }
 
-  // The stat file is malformed: DataLoss naming the file, and the same for ProcessStartTicks.
+  // The stat file is malformed: DataLoss naming the file.
   void ExpectMalformedStat(const std::string& stat, const std::string& why) {
     SCOPED_TRACE(absl::StrCat("stat: '", stat, "'"));
     Write(absl::StrCat(kPid, "/stat"), stat);
@@ -417,7 +387,6 @@ class FakeProcTest : public ::testing::Test {
     EXPECT_TRUE(absl::IsDataLoss(s.status())) << s.status();
     EXPECT_THAT(s.status().message(), HasSubstr(PathOf(absl::StrCat(kPid, "/stat"))));
     EXPECT_THAT(s.status().message(), HasSubstr(why));
-    EXPECT_TRUE(absl::IsDataLoss(ProcessStartTicks(kPid, root_).status()));
   }
 
   ProcRoot root_;
@@ -438,11 +407,6 @@ TEST_F(FakeProcTest, EveryFieldComesFromItsPlace) {
   EXPECT_EQ(s->involuntary_context_switches, 45u);
   EXPECT_EQ(s->max_fds, 1024u);
   EXPECT_EQ(s->open_fds, 5u);
-
-  absl::StatusOr<uint64_t> ticks = ProcessStartTicks(kPid, root_);
-  ASSERT_TRUE(ticks.ok()) << ticks.status();
-  EXPECT_EQ(*ticks, 1022u);
-  EXPECT_TRUE(ProcessAlive(kPid, root_));
 }
 
 TEST_F(FakeProcTest, CommWithParenthesesSpacesAndNewlines) {
@@ -454,19 +418,8 @@ TEST_F(FakeProcTest, CommWithParenthesesSpacesAndNewlines) {
     ASSERT_TRUE(s.ok()) << s.status();
     EXPECT_DOUBLE_EQ(s->cpu_user_seconds, 1014 / Hz());
     EXPECT_EQ(s->resident_memory_bytes, 1024u * PageSize());
-    EXPECT_EQ(ProcessStartTicks(kPid, root_).value_or(0), 1022u);
-    EXPECT_TRUE(ProcessAlive(kPid, root_));
+    EXPECT_DOUBLE_EQ(s->start_time_seconds, kBtime + 1022 / Hz());
   }
-}
-
-TEST_F(FakeProcTest, ZombieAndDeadStatesAreNotAlive) {
-  const std::pair<char, bool> cases[] = {{'R', true}, {'S', true}, {'D', true},  {'T', true},
-                                         {'t', true}, {'I', true}, {'Z', false}, {'X', false}};
-  for (auto [state, alive] : cases) {
-    Write(absl::StrCat(kPid, "/stat"), StatLine(kPid, "w) Z (", state));
-    EXPECT_EQ(ProcessAlive(kPid, root_), alive) << state;
-  }
-  EXPECT_FALSE(ProcessAlive(kPid + 1, root_));
 }
 
 TEST_F(FakeProcTest, UnlimitedMaxFilesIsUint64Max) {
@@ -506,7 +459,6 @@ TEST_F(FakeProcTest, RssOverflowIsAnError) {
 
 TEST_F(FakeProcTest, MissingProcessOrFileIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(Read(kPid + 1).status()));
-  EXPECT_TRUE(absl::IsNotFound(ProcessStartTicks(kPid + 1, root_).status()));
   // A process that exits between two reads loses its files: NotFound, not a parse error.
   for (std::string file : {"status", "limits", "fd"}) {
     SCOPED_TRACE(file);
@@ -680,7 +632,6 @@ TEST_F(FakeProcTest, EndlessOrBlockingFilesDoNotHang) {
 TEST_F(FakeProcTest, OverlongRootIsInvalidArgument) {
   ProcRoot long_root{std::string(5000, 'a')};
   EXPECT_TRUE(absl::IsInvalidArgument(ReadProcessStats(kPid, long_root).status()));
-  EXPECT_FALSE(ProcessAlive(kPid, long_root));
 }
 
 }  // namespace

@@ -5,11 +5,11 @@
 
 #include <chrono>
 #include <cstring>
-#include <mutex>
 #include <set>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "shm/mutex_lock.h"
 #include "shm/segment.h"
 #include "util/subprocess.h"
 
@@ -27,7 +27,7 @@ TEST(IndexWalkTest, WalksSurviveRebuildsByAnotherProcess) {
   Segment& s = **seg;
   uint64_t table = 0;
   {
-    std::scoped_lock lock(s.lock());
+    MutexLock lock(s.lock());
     auto t = s.NewTable(16);
     ASSERT_TRUE(t.ok());
     table = *t;
@@ -39,7 +39,7 @@ TEST(IndexWalkTest, WalksSurviveRebuildsByAnotherProcess) {
   const pid_t writer = ForkChild([&] {
     auto key = [](int i) { return "key-" + std::to_string(i); };
     for (int i = 0; i < kLive + kReplacements; ++i) {
-      std::scoped_lock lock(s.lock());
+      MutexLock lock(s.lock());
       const uint64_t before = s.At<TableHeader>(table)->slots.load();
       if (i >= kLive) s.Free(s.Erase(table, key(i - kLive)));
       auto rec = s.Allocate(16, BlockKind::kRecord);

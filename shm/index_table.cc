@@ -1,0 +1,342 @@
+// Segment's index tables: open-addressing hash tables from keys to offsets. Inserts and removals
+// hold Header::lock; lookups and walks are lock-free and validate everything they read.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "shm/segment.h"
+
+namespace shmetrics::shm {
+
+absl::StatusOr<uint64_t> Segment::NewTable(uint64_t initial_capacity) {
+  uint64_t cap = 16;
+  while (cap < initial_capacity) cap *= 2;
+  auto table = Allocate(sizeof(TableHeader), BlockKind::kTable);
+  if (!table.ok()) return table.status();
+  auto slots = Allocate(8 + cap * 8, BlockKind::kSlots);
+  if (!slots.ok()) {
+    Free(*table);
+    return slots.status();
+  }
+  At<SlotArray>(*slots)->capacity = cap;
+  At<TableHeader>(*table)->slots.store(*slots, std::memory_order_release);
+  return *table;
+}
+
+namespace {
+
+// Reads a word of the index without the lock. The block holding it may be freed meanwhile, and a
+// freed block's first word becomes a free-list link (see ReleaseBlock), so the word is read
+// atomically and whatever it holds is validated by the caller.
+uint64_t LoadShared(const uint64_t& word) {
+  return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(word)).load(std::memory_order_relaxed);
+}
+
+// The current slot array of a table and its capacity, validated, or nullptr. The capacity is read
+// once: the array may be freed and its bytes reused right after, so callers must use *capacity,
+// never re-read arr->capacity.
+const SlotArray* CheckedSlots(const Segment& seg, uint64_t table, uint64_t* capacity) {
+  const auto* th = reinterpret_cast<const TableHeader*>(seg.Checked(table, sizeof(TableHeader)));
+  if (th == nullptr) return nullptr;
+  const uint64_t off = th->slots.load(std::memory_order_acquire);
+  const auto* arr = reinterpret_cast<const SlotArray*>(seg.Checked(off, 16));
+  if (arr == nullptr) return nullptr;
+  const uint64_t cap = LoadShared(arr->capacity);
+  if (cap == 0 || (cap & (cap - 1)) != 0 || cap > (uint64_t{1} << 32) ||
+      seg.Checked(off, 8 + cap * 8) == nullptr) {
+    return nullptr;
+  }
+  *capacity = cap;
+  return arr;
+}
+
+// The entry at a slot value, validated, or nullptr (a block freed under a racing reader, or
+// garbage).
+const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
+  const char* p = seg.Checked(off - kBlockHeaderSize, kBlockHeaderSize + sizeof(Entry));
+  if (p == nullptr) return nullptr;
+  const auto* bh = reinterpret_cast<const BlockHeader*>(p);
+  if (bh->kind.load(std::memory_order_relaxed) != static_cast<uint16_t>(BlockKind::kEntry) ||
+      bh->state.load(std::memory_order_acquire) != static_cast<uint16_t>(BlockState::kLive)) {
+    return nullptr;
+  }
+  const auto* e = reinterpret_cast<const Entry*>(p + kBlockHeaderSize);
+  if (uint64_t{e->key_len} + sizeof(Entry) + kBlockHeaderSize > bh->size ||
+      seg.Checked(off, sizeof(Entry) + e->key_len) == nullptr) {
+    return nullptr;
+  }
+  return e;
+}
+
+}  // namespace
+
+uint64_t Segment::Find(uint64_t table, std::string_view key) const {
+  uint64_t capacity = 0;
+  const SlotArray* arr = CheckedSlots(*this, table, &capacity);
+  if (arr == nullptr) return 0;
+  const uint64_t hash = KeyHash(key.data(), key.size());
+  const uint64_t mask = capacity - 1;
+  for (uint64_t i = 0; i <= mask; ++i) {
+    const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_acquire);
+    if (s == kSlotEmpty) return 0;
+    if (s == kSlotTombstone) continue;
+    const Entry* e = CheckedEntry(*this, s);
+    if (e == nullptr || LoadShared(e->hash) != hash || e->key_len != key.size()) continue;
+    if (std::memcmp(reinterpret_cast<const char*>(e + 1), key.data(), key.size()) == 0) {
+      return e->value;
+    }
+  }
+  return 0;
+}
+
+absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
+  const uint64_t old_off = table->slots.load(std::memory_order_relaxed);
+  auto* old = At<SlotArray>(old_off);
+  auto fresh_off = Allocate(8 + capacity * 8, BlockKind::kSlots);
+  if (!fresh_off.ok()) return fresh_off.status();
+  auto* fresh = At<SlotArray>(*fresh_off);
+  fresh->capacity = capacity;
+  const uint64_t mask = capacity - 1;
+  for (uint64_t i = 0; i < old->capacity; ++i) {
+    const uint64_t s = old->slot[i].load(std::memory_order_relaxed);
+    if (s == kSlotEmpty || s == kSlotTombstone) continue;
+    uint64_t j = At<Entry>(s)->hash & mask;
+    while (fresh->slot[j].load(std::memory_order_relaxed) != kSlotEmpty) j = (j + 1) & mask;
+    fresh->slot[j].store(s, std::memory_order_relaxed);
+  }
+  table->slots.store(*fresh_off, std::memory_order_release);
+  table->tombstones = 0;
+  // As a seqlock writer: the count moves before any write that reuses the old array, so a walker
+  // that read such a write sees the count moved (ForEachEntry).
+  table->rebuilds.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  Free(old_off);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Segment::AllocateSpareEntry(size_t key_len) {
+  return Allocate(sizeof(Entry) + key_len, BlockKind::kEntry);
+}
+
+absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t value,
+                             uint64_t* spare_entry) {
+  auto* table = At<TableHeader>(table_off);
+  uint64_t cap = At<SlotArray>(table->slots.load(std::memory_order_relaxed))->capacity;
+  const uint64_t live = table->live.load(std::memory_order_relaxed);
+  if ((live + table->tombstones + 1) * 4 > cap * 3) {
+    const uint64_t want = (live + 1) * 2 > cap ? cap * 2 : cap;
+    if (absl::Status s = Rebuild(table, want); s.ok()) {
+      cap = want;
+    } else if (spare_entry == nullptr || live + table->tombstones + 2 > cap) {
+      // Without a reservation, or when no slot would stay empty for lookups to stop at.
+      return s;
+    }
+  }
+  if (key.size() > UINT32_MAX) return absl::InvalidArgumentError("key too long");
+  absl::StatusOr<uint64_t> entry_off = Allocate(sizeof(Entry) + key.size(), BlockKind::kEntry);
+  if (!entry_off.ok()) {
+    if (spare_entry == nullptr || *spare_entry == 0 ||
+        PayloadSize(*spare_entry) < sizeof(Entry) + key.size()) {
+      return entry_off.status();
+    }
+    entry_off = std::exchange(*spare_entry, 0);  // a crash from here on leaks it, at worst
+  }
+  auto* e = At<Entry>(*entry_off);
+  e->hash = KeyHash(key.data(), key.size());
+  e->value = value;
+  e->key_len = static_cast<uint32_t>(key.size());
+  std::memcpy(reinterpret_cast<char*>(e + 1), key.data(), key.size());
+  auto* arr = At<SlotArray>(table->slots.load(std::memory_order_relaxed));
+  const uint64_t mask = cap - 1;
+  for (uint64_t i = 0;; ++i) {
+    auto& slot = arr->slot[(e->hash + i) & mask];
+    const uint64_t s = slot.load(std::memory_order_relaxed);
+    if (s == kSlotEmpty || s == kSlotTombstone) {
+      if (s == kSlotTombstone) --table->tombstones;
+      table->live.fetch_add(1, std::memory_order_relaxed);
+      slot.store(*entry_off, std::memory_order_release);
+      return absl::OkStatus();
+    }
+  }
+}
+
+namespace {
+// As a seqlock writer: the count moves before the entry's block can be reused, so a walker that
+// read such a reuse sees the count moved (ForEachEntry).
+void CountErasure(TableHeader* table) {
+  table->erasures.fetch_add(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+}
+}  // namespace
+
+uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
+  auto* table = At<TableHeader>(table_off);
+  auto* arr = At<SlotArray>(table->slots.load(std::memory_order_relaxed));
+  const uint64_t hash = KeyHash(key.data(), key.size());
+  const uint64_t mask = LoadShared(arr->capacity) - 1;
+  for (uint64_t i = 0; i <= mask; ++i) {
+    auto& slot = arr->slot[(hash + i) & mask];
+    const uint64_t s = slot.load(std::memory_order_relaxed);
+    if (s == kSlotEmpty) return 0;
+    if (s == kSlotTombstone) continue;
+    auto* e = At<Entry>(s);
+    if (e->hash != hash || e->key_len != key.size() ||
+        std::memcmp(reinterpret_cast<const char*>(e + 1), key.data(), key.size()) != 0) {
+      continue;
+    }
+    const uint64_t value = e->value;
+    slot.store(kSlotTombstone, std::memory_order_release);
+    ++table->tombstones;
+    table->live.fetch_sub(1, std::memory_order_relaxed);
+    CountErasure(table);
+    Free(s);
+    return value;
+  }
+  return 0;
+}
+
+void Segment::EraseAll(uint64_t table_off, const std::function<void(uint64_t)>& on_erase) {
+  auto* table = At<TableHeader>(table_off);
+  auto* arr = At<SlotArray>(table->slots.load(std::memory_order_relaxed));
+  for (uint64_t i = 0; i < arr->capacity; ++i) {
+    const uint64_t s = arr->slot[i].load(std::memory_order_relaxed);
+    if (s == kSlotEmpty || s == kSlotTombstone) continue;
+    const uint64_t value = At<Entry>(s)->value;
+    arr->slot[i].store(kSlotTombstone, std::memory_order_release);
+    ++table->tombstones;
+    table->live.fetch_sub(1, std::memory_order_relaxed);
+    CountErasure(table);
+    Free(s);
+    on_erase(value);
+  }
+  // Shrink back; on failure the emptied array stays, which is valid.
+  (void)Rebuild(table, 16);
+}
+
+void Segment::FreeTable(uint64_t table_off) {
+  auto* table = At<TableHeader>(table_off);
+  Free(table->slots.load(std::memory_order_relaxed));
+  Free(table_off);
+}
+
+namespace {
+
+// Gathers the offsets of the entries of one slot array of `table` into *entries; *erased tells
+// whether an entry was erased meanwhile.
+// A writer that grows the table publishes a new slot array and frees the old one, whose bytes
+// may be reused at once (its first word becomes a free-list link, so even its capacity
+// changes). So the walk first gathers the entries of one array, reading its capacity once, and
+// starts again when the table was rebuilt meanwhile (TableHeader::rebuilds); only then are they
+// handed to f, so f never sees an entry twice. Rebuilds are rare, so retries are few.
+absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint64_t>* entries,
+                           bool* erased) {
+  const auto* th = reinterpret_cast<const TableHeader*>(seg.Checked(table, sizeof(TableHeader)));
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t rebuilds = th == nullptr ? 0 : th->rebuilds.load(std::memory_order_acquire);
+    const uint64_t erasures = th == nullptr ? 0 : th->erasures.load(std::memory_order_acquire);
+    const uint64_t slots = th == nullptr ? 0 : th->slots.load(std::memory_order_acquire);
+    uint64_t capacity = 0;
+    const SlotArray* arr = CheckedSlots(seg, table, &capacity);
+    if (arr == nullptr) {
+      // Freed and reused between our reads of the table and of the array: try the new one.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (th != nullptr && th->rebuilds.load(std::memory_order_acquire) != rebuilds &&
+          attempt < 64) {
+        continue;
+      }
+      return absl::DataLossError(absl::StrCat(seg.location().Describe(), ": table at offset ",
+                                              table, " is out of range or malformed"));
+    }
+    entries->clear();
+    bool bad = false;
+    uint64_t bad_slot = 0, bad_value = 0;
+    // Distinct entries take at least 32 bytes each; more slots than that repeat offsets, which
+    // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
+    const uint64_t max_entries = seg.ReadableSize() / (kBlockHeaderSize + sizeof(Entry));
+    for (uint64_t i = 0; i < capacity; ++i) {
+      const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
+      if (s == kSlotEmpty || s == kSlotTombstone) continue;
+      if (s % 8 != 0 || seg.Checked(s, sizeof(Entry)) == nullptr ||
+          entries->size() >= max_entries) {
+        bad = true;
+        bad_slot = i;
+        bad_value = s;
+        break;
+      }
+      entries->push_back(s);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const bool moved = th->rebuilds.load(std::memory_order_acquire) != rebuilds ||
+                       reinterpret_cast<const char*>(arr) != seg.base() + slots;
+    *erased = th->erasures.load(std::memory_order_acquire) != erasures;
+    if (moved && attempt < 64) continue;
+    if (bad) {
+      return absl::DataLossError(absl::StrCat(seg.location().Describe(), ": index slot ", bad_slot,
+                                              " holds offset ", bad_value, ", out of range"));
+    }
+    return absl::OkStatus();
+  }
+}
+
+// Keeps the first appearance of each offset in *entries, in order.
+void DropRepeats(std::vector<uint64_t>* entries) {
+  std::vector<uint64_t> sorted = *entries;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    std::vector<bool> taken(sorted.size());
+    size_t kept = 0;
+    for (const uint64_t s : *entries) {
+      const size_t i = std::lower_bound(sorted.begin(), sorted.end(), s) - sorted.begin();
+      if (!taken[i]) {
+        taken[i] = true;
+        (*entries)[kept++] = s;
+      }
+    }
+    entries->resize(kept);
+  }
+}
+
+}  // namespace
+
+absl::Status Segment::ForEachEntry(uint64_t table,
+                                   const std::function<bool(std::string_view, uint64_t)>& f) const {
+  std::vector<uint64_t> entries;
+  bool erased = false;
+  if (absl::Status s = GatherEntries(*this, table, &entries, &erased); !s.ok()) return s;
+  // An entry removed while we gathered may have had its block reused by an entry inserted into
+  // another slot, so the same offset can appear twice: keep its first appearance only. Without
+  // an erasure meanwhile no block was freed, so the (costly) check is skipped.
+  if (erased) DropRepeats(&entries);
+  // Slots are in hash order, so the entries and the records they point to are scattered over
+  // the heap: without help the walk waits on a cache miss per entry, then another per record.
+  // Prefetching the entry kAhead places ahead and, once it has arrived, its record kAhead / 2
+  // places ahead keeps those misses in flight. Prefetches never fault; offsets beyond the
+  // committed heap are skipped, and everything used below is still checked.
+  constexpr size_t kAhead = 16;
+  const uint64_t limit = ReadableSize();
+  const size_t n = entries.size();
+  for (size_t i = 0; i < n; ++i) {
+    // Gathered offsets are 8-aligned and inside the heap.
+    if (i + kAhead < n) __builtin_prefetch(base_ + entries[i + kAhead] - kBlockHeaderSize);
+    if (i + kAhead / 2 < n) {
+      const uint64_t v =
+          LoadShared(reinterpret_cast<const Entry*>(base_ + entries[i + kAhead / 2])->value);
+      if (v < limit) __builtin_prefetch(base_ + v);
+    }
+    const Entry* e = CheckedEntry(*this, entries[i]);
+    if (e == nullptr) continue;  // removed while we looked
+    if (!f(std::string_view(reinterpret_cast<const char*>(e + 1), e->key_len), e->value)) break;
+  }
+  return absl::OkStatus();
+}
+
+uint64_t Segment::TableSize(uint64_t table) const {
+  const auto* th = reinterpret_cast<const TableHeader*>(Checked(table, sizeof(TableHeader)));
+  return th == nullptr ? 0 : th->live.load(std::memory_order_relaxed);
+}
+
+}  // namespace shmetrics::shm
