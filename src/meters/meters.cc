@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "meters/layout.h"
 #include "meters/names.h"
+#include "shm/mutex_lock.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
@@ -123,10 +124,10 @@ bool FamilyBase::WriteExemplar(
   if (chars > 128 || encoded.size() > meters::kMaxExemplarLabelBytes) return false;
   shm::Segment& seg = *segment_;
   auto* series = reinterpret_cast<meters::SeriesHeader*>(record);
-  std::scoped_lock lock(seg.header().exemplar_lock);
+  shm::MutexLock lock(seg.header().exemplar_lock);
   uint64_t block = series->exemplars.load(std::memory_order_acquire);
   if (block == 0) {
-    std::scoped_lock heap_lock(seg.lock());
+    shm::MutexLock heap_lock(seg.lock());
     auto off = seg.Allocate(uint64_t{exemplar_slots_} * sizeof(meters::ExemplarSlot),
                             shm::BlockKind::kBlob);
     if (!off.ok()) return false;

@@ -14,6 +14,7 @@
 #include "meters/layout.h"
 #include "meters/meter_types.h"
 #include "registry/definition.h"
+#include "shm/mutex_lock.h"
 #include "shm/segment.h"
 #include "shmetrics/registry.h"
 
@@ -26,6 +27,21 @@ using registry::Throw;
 using registry::ValidateLabelValue;
 
 namespace internal {
+
+namespace {
+
+// Returns a removed series' record (and its exemplars) to the family's free list.
+void FreeSeries(shm::Segment& seg, uint64_t family_off, uint64_t rec)
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(seg.lock()) {
+  auto* h = seg.At<SeriesHeader>(rec);
+  if (const uint64_t ex = h->exemplars.load(std::memory_order_relaxed); ex != 0) {
+    h->exemplars.store(0, std::memory_order_relaxed);
+    seg.Free(ex);
+  }
+  seg.FreeToList(&seg.At<FamilyRecord>(family_off)->free_series, rec);
+}
+
+}  // namespace
 
 uint64_t NowUnixNanos() noexcept {
   timespec ts;
@@ -137,7 +153,7 @@ SeriesRef FamilyBase::CreateSeries(std::string_view key,
 char* FamilyBase::FindOrInsertSeries(std::string_view key, bool use_spares) const {
   shm::Segment& seg = *segment_;
   auto* fam = seg.At<FamilyRecord>(family_off_);
-  std::scoped_lock lock(seg.lock());
+  shm::MutexLock lock(seg.lock());
   if (const uint64_t off = seg.Find(table_off_, key); off != 0) return seg.base() + off;
   absl::StatusOr<uint64_t> rec =
       seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
@@ -166,16 +182,6 @@ SeriesRef FamilyBase::Overflow() const {
   return {record != nullptr ? record : Dummy(), this};
 }
 
-void FamilyBase::FreeSeries(uint64_t rec) const {
-  shm::Segment& seg = *segment_;
-  auto* h = seg.At<SeriesHeader>(rec);
-  if (const uint64_t ex = h->exemplars.load(std::memory_order_relaxed); ex != 0) {
-    h->exemplars.store(0, std::memory_order_relaxed);
-    seg.Free(ex);
-  }
-  seg.FreeToList(&seg.At<FamilyRecord>(family_off_)->free_series, rec);
-}
-
 bool FamilyBase::Remove(std::span<const std::string_view> values) const {
   if (values.size() != declared_names_.size()) {
     Throw(absl::StatusCode::kInvalidArgument,
@@ -188,18 +194,21 @@ bool FamilyBase::Remove(std::span<const std::string_view> values) const {
   char buf[512];
   std::string spill;
   const std::string_view key = BuildKey({canonical.data(), values.size()}, buf, sizeof buf, &spill);
-  std::scoped_lock lock(segment_->lock());
+  shm::MutexLock lock(segment_->lock());
   const uint64_t rec = segment_->Erase(table_off_, key);
   if (rec == 0) return false;
-  FreeSeries(rec);
+  FreeSeries(*segment_, family_off_, rec);
   return true;
 }
 
 void FamilyBase::Clear() const {
   if (segment_->read_only()) return;
   {
-    std::scoped_lock lock(segment_->lock());
-    segment_->EraseAll(table_off_, [this](uint64_t rec) { FreeSeries(rec); });
+    shm::MutexLock lock(segment_->lock());
+    // EraseAll calls back under the lock taken above, which the analysis cannot see through.
+    segment_->EraseAll(table_off_, [this](uint64_t rec) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      FreeSeries(*segment_, family_off_, rec);
+    });
   }
   // A family without labels always has its one series.
   if (declared_names_.empty()) (void)Lookup({});

@@ -24,7 +24,9 @@ class UndoGuard {
   explicit UndoGuard(shm::Segment& seg) : seg_(seg) {}
   UndoGuard(const UndoGuard&) = delete;
   UndoGuard& operator=(const UndoGuard&) = delete;
-  ~UndoGuard() {
+  // Lives only inside CreateFamilyRecords, whose caller's lock the analysis checks there; it
+  // cannot tie this member's segment to that one.
+  ~UndoGuard() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     if (committed_) return;
     for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
       if (it->table) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "absl/base/thread_annotations.h"
 #include "meters/layout.h"
 #include "shm/segment.h"
 
@@ -19,7 +20,7 @@ namespace shmetrics::registry {
 // one), or the allocator's error (kResourceExhausted when the heap is full).
 // REQUIRES: the heap lock is held; root has no entry named def.name.
 uint64_t CreateFamilyRecords(shm::Segment& seg, uint64_t root, const meters::Definition& def,
-                             uint32_t max_children);
+                             uint32_t max_children) ABSL_EXCLUSIVE_LOCKS_REQUIRED(seg.lock());
 
 // The definition the heap holds for the family record at `offset`, checked. Throws Error
 // kDataLoss when the record or its definition is corrupt.

@@ -16,6 +16,7 @@
 #include "meters/names.h"
 #include "registry/definition.h"
 #include "registry/heap_records.h"
+#include "shm/mutex_lock.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 
@@ -359,7 +360,7 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   const uint64_t root = seg.header().root_table.load(std::memory_order_acquire);
   uint64_t family_off = seg.Find(root, name);
   if (family_off == 0) {
-    std::scoped_lock heap_lock(seg.lock());
+    shm::MutexLock heap_lock(seg.lock());
     family_off = seg.Find(root, name);
     if (family_off == 0) {
       family_off = registry::CreateFamilyRecords(

@@ -90,7 +90,6 @@ class FamilyBase {
   // With use_spares, the family's reserved record and entry serve when the heap is full (the
   // overflow series).
   char* FindOrInsertSeries(std::string_view key, bool use_spares = false) const;
-  void FreeSeries(uint64_t record) const;  // REQUIRES: the heap lock is held
   char* Dummy() const;
   std::string_view BuildKey(std::span<const std::string_view> canonical, char* buf, size_t cap,
                             std::string* spill) const;
