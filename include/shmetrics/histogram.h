@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "shmetrics/counter.h"
+#include "shmetrics/error.h"
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
 

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
 #include "meters/layout.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
@@ -286,7 +287,7 @@ std::string JsonString(std::string_view s) {
 std::optional<Failure> Inspect(const Args& args) {
   if (auto f = RequireOneHeap("inspect", args)) return f;
   const Heap heap = OpenReadOnly(args.heaps[0]);
-  const shm::Segment& seg = heap.segment();
+  const shm::Segment& seg = shm::HeapAccess::segment(heap);
   if (args.verify) {
     if (absl::Status s = collect::VerifyMetrics(seg); !s.ok()) {
       return Failure{kExitRuntime,

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
+#include "collect/exposition.h"
 #include "expose/encoder.h"
 #include "expose/gzip.h"
 #include "expose/negotiate.h"
@@ -10,40 +11,14 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "http/web_config.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 
 namespace shmetrics {
-namespace {
-
-absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
-                         const collect::CollectOptions& options, std::string* out) {
-  auto enc = expose::MakeEncoder(format, out);
-  for (size_t i = 0; i < heaps.size(); ++i) {
-    collect::CollectOptions o = options;
-    // Self and process metrics come from the first heap only, so no family repeats.
-    if (i > 0) o.self_metrics = o.process_metrics = false;
-    if (absl::Status s = collect::Collect(heaps[i].segment(), *enc, o); !s.ok()) return s;
-  }
-  enc->Finish();
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-std::string Expose(const Heap& heap, ExpositionFormat format) {
-  std::string out;
-  const absl::Status s =
-      EncodeHeaps({heap},
-                  format == ExpositionFormat::kOpenMetrics ? expose::Format::kOpenMetrics
-                                                           : expose::Format::kPrometheus,
-                  {}, &out);
-  if (!s.ok()) throw Error(s);
-  return out;
-}
 
 WebOptions LoadWebConfigFile(const std::string& path) {
   auto config = http::LoadWebConfigFile(path);
-  if (!config.ok()) throw Error(config.status());
+  if (!config.ok()) throw ToError(config.status());
   return WebOptions{.tls_cert_file = std::move(config->tls_cert_file),
                     .tls_key_file = std::move(config->tls_key_file),
                     .tls_min_version = config->tls_min_version,
@@ -71,7 +46,7 @@ struct HttpExposer::Impl {
     options.names = http::ParseNameFilters(req.query);
     options.process_metrics = process_metrics;
     http::Response resp;
-    if (absl::Status s = EncodeHeaps(heaps, format, options, &resp.body); !s.ok()) {
+    if (absl::Status s = collect::EncodeHeaps(heaps, format, options, &resp.body); !s.ok()) {
       return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));
     }
     resp.content_type = std::string(expose::ContentType(format));
@@ -103,12 +78,12 @@ HttpExposer::HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& opti
   so.tls_min_version = options.web.tls_min_version;
   if (!options.web.basic_auth_users.empty()) {
     auto auth = http::BasicAuth::Create(options.web.basic_auth_users);
-    if (!auth.ok()) throw Error(auth.status());
+    if (!auth.ok()) throw ToError(auth.status());
     impl_->auth = *std::move(auth);
   }
   Impl* impl = impl_.get();
   auto server = http::Server::Start(so, [impl](const http::Request& r) { return impl->Handle(r); });
-  if (!server.ok()) throw Error(server.status());
+  if (!server.ok()) throw ToError(server.status());
   impl_->server = std::move(*server);
 }
 

@@ -18,7 +18,9 @@
 #include "absl/strings/str_join.h"
 #include "meters/layout.h"
 #include "meters/names.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 #include "shmetrics/internal/percentile_buckets.h"
 
@@ -39,8 +41,6 @@ uint64_t NowUnixNanos() noexcept {
 }  // namespace internal
 
 namespace {
-
-[[noreturn]] void Throw(absl::StatusCode code, std::string message) { throw Error(code, message); }
 
 std::string Quoted(std::string_view s) {
   return absl::StrCat("\"", std::string(s.substr(0, 200)), s.size() > 200 ? "...\"" : "\"");
@@ -839,9 +839,9 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   // --- This process already has it? ---
   std::scoped_lock lock(mu_);
   if (auto it = families_.find(name); it != families_.end()) {
-    const auto* rec = heap_.segment().At<FamilyRecord>(it->second->offset());
-    auto existing = meters::DecodeDefinition(
-        std::string_view(heap_.segment().base() + rec->definition, rec->definition_len));
+    const auto* rec = shm::HeapAccess::segment(heap_).At<FamilyRecord>(it->second->offset());
+    auto existing = meters::DecodeDefinition(std::string_view(
+        shm::HeapAccess::segment(heap_).base() + rec->definition, rec->definition_len));
     if (!existing.ok() || !existing->SameShape(def) || it->second->label_names() != spec.labels) {
       Throw(absl::StatusCode::kAlreadyExists,
             absl::StrCat("metric ", Quoted(name), " is already registered as a ",
@@ -852,7 +852,7 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   }
 
   // --- The heap has it, or we create it ---
-  shm::Segment& seg = heap_.segment();
+  shm::Segment& seg = shm::HeapAccess::segment(heap_);
   if (seg.read_only()) {
     Throw(absl::StatusCode::kFailedPrecondition,
           absl::StrCat("cannot register ", Quoted(name), ": the heap is open read-only"));
@@ -880,18 +880,18 @@ internal::FamilyBase& Registry::Register(Spec spec) {
       const uint64_t series_size =
           internal::kSeriesCellsOffset + uint64_t{stripes} * stride * sizeof(internal::Cell);
       auto blob_off = seg.Allocate(blob.size(), shm::BlockKind::kBlob);
-      if (!blob_off.ok()) throw Error(blob_off.status());
+      if (!blob_off.ok()) throw ToError(blob_off.status());
       std::memcpy(seg.base() + *blob_off, blob.data(), blob.size());
       auto table = seg.NewTable(16);
       if (!table.ok()) {
         seg.Free(*blob_off);
-        throw Error(table.status());
+        throw ToError(table.status());
       }
       auto fam = seg.Allocate(sizeof(FamilyRecord), shm::BlockKind::kRecord);
       if (!fam.ok()) {
         seg.FreeTable(*table);
         seg.Free(*blob_off);
-        throw Error(fam.status());
+        throw ToError(fam.status());
       }
       auto* rec = seg.At<FamilyRecord>(*fam);
       rec->magic = meters::kFamilyMagic;
@@ -928,7 +928,7 @@ internal::FamilyBase& Registry::Register(Spec spec) {
         seg.Free(*fam);
         seg.FreeTable(*table);
         seg.Free(*blob_off);
-        throw Error(s);
+        throw ToError(s);
       }
       family_off = *fam;
     }
@@ -943,7 +943,7 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   }
   auto existing =
       meters::DecodeDefinition(std::string_view(seg.base() + rec->definition, rec->definition_len));
-  if (!existing.ok()) throw Error(existing.status());
+  if (!existing.ok()) throw ToError(existing.status());
   if (!existing->SameShape(def)) {
     Throw(absl::StatusCode::kAlreadyExists,
           absl::StrCat("metric ", Quoted(name), " is already registered in the heap as a ",
@@ -988,7 +988,8 @@ internal::FamilyBase& Registry::Register(Spec spec) {
       family = RegistryAccess::New<PercentileDistributionSummary>();
       break;
   }
-  RegistryAccess::Init(*family, heap_.segment_ptr(), family_off, *existing, spec.labels);
+  RegistryAccess::Init(*family, shm::HeapAccess::segment_ptr(heap_), family_off, *existing,
+                       spec.labels);
   internal::FamilyBase& ref = *family;
   families_.emplace(name, std::move(family));
   // A family without labels exists at zero from registration on.
