@@ -17,7 +17,7 @@
 // server closes are shut down first, so a child holding inherited copies of their descriptors
 // does not keep them open for the client. Listening and accepted sockets are close-on-exec.
 //
-// Example (NotFound and friends are in http/router.h):
+// Example (NotFound and friends are in http/responses.h):
 //   auto server = shmetrics::http::Server::Start(
 //       {.address = "127.0.0.1", .port = 9464},
 //       [](const shmetrics::http::Request& req) {

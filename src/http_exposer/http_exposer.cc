@@ -8,7 +8,7 @@
 #include "expose/negotiate.h"
 #include "http/basic_auth.h"
 #include "http/query.h"
-#include "http/router.h"
+#include "http/responses.h"
 #include "http/server.h"
 #include "http/web_config.h"
 #include "shm/status_error.h"
