@@ -184,7 +184,7 @@ TEST_F(RegistryTest, GaugeOperationsAndScopedHelpers) {
   }
   EXPECT_EQ(g.Value(), 6.5);
   {
-    auto t = g.StartTimer();
+    auto t = g.Time();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_GE(g.Value(), 0.019);
