@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "bench_util.h"
 #include "benchmark/benchmark.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/counter.h"
 
@@ -78,7 +79,7 @@ void BM_HeapBytesPerSeries(benchmark::State& state) {
     state.PauseTiming();
     Fixture fx;
     auto& family = fx.registry->AddCounter("http_requests", "Requests", {"method", "path"});
-    const auto before = fx.heap.segment().ComputeUsage();
+    const auto before = shm::HeapAccess::segment(fx.heap).ComputeUsage();
     state.ResumeTiming();
     size_t text = 0;
     for (int64_t i = 0; i < kSeries; ++i) {
@@ -86,7 +87,7 @@ void BM_HeapBytesPerSeries(benchmark::State& state) {
       text += keys.methods[i].size() + keys.paths[i].size();
     }
     state.PauseTiming();
-    const auto after = fx.heap.segment().ComputeUsage();
+    const auto after = shm::HeapAccess::segment(fx.heap).ComputeUsage();
     if (!before.ok() || !after.ok()) {
       state.SkipWithError("cannot compute heap usage");
       break;

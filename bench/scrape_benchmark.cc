@@ -35,6 +35,7 @@
 #include "benchmark/benchmark.h"
 #include "collect/collector.h"
 #include "expose/encoder.h"
+#include "shm/heap_access.h"
 #include "shmetrics/http_exposer.h"
 
 namespace shmetrics::bench {
@@ -110,7 +111,7 @@ size_t Scrape(const Heap& heap, expose::Format format, std::string* out, bool pr
   auto enc = expose::MakeEncoder(format, out);
   collect::CollectOptions options;
   options.process_metrics = process;
-  if (absl::Status s = collect::Collect(heap.segment(), *enc, options); !s.ok()) {
+  if (absl::Status s = collect::Collect(shm::HeapAccess::segment(heap), *enc, options); !s.ok()) {
     throw std::runtime_error(std::string(s.message()));
   }
   enc->Finish();

@@ -41,9 +41,9 @@ World& TheWorld() {
   return *w;
 }
 
-bool Allowed(absl::StatusCode c) {
-  return c == absl::StatusCode::kInvalidArgument || c == absl::StatusCode::kAlreadyExists ||
-         c == absl::StatusCode::kResourceExhausted;
+bool Allowed(shmetrics::ErrorCode c) {
+  return c == shmetrics::ErrorCode::kInvalidArgument || c == shmetrics::ErrorCode::kAlreadyExists ||
+         c == shmetrics::ErrorCode::kResourceExhausted;
 }
 
 }  // namespace
@@ -94,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     family->Labels(std::span<const std::string_view>(values)).Inc();
     if (!valid) std::abort();  // should have thrown
   } catch (const shmetrics::Error& e) {
-    if (valid || e.code() != absl::StatusCode::kInvalidArgument) std::abort();
+    if (valid || e.code() != shmetrics::ErrorCode::kInvalidArgument) std::abort();
     if (family->size() != before) std::abort();  // nothing recorded
   }
   return 0;

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "shm/segment.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 #include "shmetrics/internal/worker.h"
 
@@ -30,7 +31,7 @@ namespace {
 
 template <typename T>
 T ValueOrThrow(absl::StatusOr<T> v) {
-  if (!v.ok()) throw Error(v.status());
+  if (!v.ok()) throw ToError(v.status());
   return std::move(*v);
 }
 
@@ -76,11 +77,12 @@ Heap Heap::OpenAtPath(std::string_view path, const OpenOptions& options) {
 }
 
 void Heap::Remove(std::string_view name) {
-  if (absl::Status s = shm::Segment::Remove(NameOrThrow(name)); !s.ok()) throw Error(s);
+  if (absl::Status s = shm::Segment::Remove(NameOrThrow(name)); !s.ok()) throw ToError(s);
 }
 
 void Heap::RemoveAtPath(std::string_view path) {
-  if (absl::Status s = shm::Segment::Remove(shm::Location::ForPath(path)); !s.ok()) throw Error(s);
+  if (absl::Status s = shm::Segment::Remove(shm::Location::ForPath(path)); !s.ok())
+    throw ToError(s);
 }
 
 std::vector<std::string> Heap::List() {

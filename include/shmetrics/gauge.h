@@ -62,9 +62,13 @@ class Gauge {
   class InProgress;
   [[nodiscard]] InProgress TrackInProgress() noexcept;
 
-  // Sets the gauge to the seconds elapsed between construction and destruction.
-  class Timer;
-  [[nodiscard]] Timer StartTimer() noexcept;
+  // Sets the gauge to the seconds elapsed between the call and the end of the returned scope
+  // (steady clock). Every meter that can time a scope calls it Time().
+  class Scope;
+  [[nodiscard]] Scope Time() noexcept;
+  // Deprecated spellings of Scope and Time(), kept so existing code builds.
+  using Timer [[deprecated("use Scope")]] = Scope;
+  [[deprecated("use Time()")]] [[nodiscard]] Scope StartTimer() noexcept;
 
  private:
   // Per-worker stripes hold [value, last set (Unix ns), worker epoch]; a shared gauge with a
@@ -108,12 +112,12 @@ class Gauge::InProgress {
   Gauge g_;
 };
 
-class Gauge::Timer {
+class Gauge::Scope {
  public:
-  explicit Timer(Gauge g) : g_(g), start_(std::chrono::steady_clock::now()) {}
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-  ~Timer() {
+  explicit Scope(Gauge g) : g_(g), start_(std::chrono::steady_clock::now()) {}
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  ~Scope() {
     g_.Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
 
@@ -124,7 +128,8 @@ class Gauge::Timer {
 
 inline Gauge::InProgress Gauge::TrackInProgress() noexcept { return InProgress(*this); }
 
-inline Gauge::Timer Gauge::StartTimer() noexcept { return Timer(*this); }
+inline Gauge::Scope Gauge::Time() noexcept { return Scope(*this); }
+inline Gauge::Scope Gauge::StartTimer() noexcept { return Scope(*this); }
 
 }  // namespace shmetrics
 

@@ -27,10 +27,13 @@
 #include <string_view>
 #include <vector>
 
+#include "shmetrics/error.h"
+
 namespace shmetrics {
 namespace shm {
 class Segment;
-}
+class HeapAccess;
+}  // namespace shm
 
 struct HeapCreateOptions {
   // Default: 1 GiB. The heap never grows past this; when it is full, new series go to the
@@ -102,11 +105,9 @@ class Heap {
   std::string name() const;
   bool read_only() const;
 
-  // For the library's own layers.
-  shm::Segment& segment() const { return *segment_; }
-  const std::shared_ptr<shm::Segment>& segment_ptr() const { return segment_; }
-
  private:
+  friend class shm::HeapAccess;  // the library's own layers reach the segment through it
+
   explicit Heap(std::shared_ptr<shm::Segment> segment) : segment_(std::move(segment)) {}
 
   std::shared_ptr<shm::Segment> segment_;

@@ -15,7 +15,7 @@
 //                                         {.buckets = shmetrics::ExponentialBuckets(0.001, 2,
 //                                         12)});
 //   {
-//     auto timer = latency.Labels("/api").StartTimer();  // observes the scope's duration
+//     auto scope = latency.Labels("/api").Time();  // observes the scope's duration
 //     ...
 //   }
 #ifndef SHMETRICS_HISTOGRAM_H_
@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "shmetrics/counter.h"
+#include "shmetrics/error.h"
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/family.h"
 #include "shmetrics/internal/meter_types.h"
@@ -66,9 +67,13 @@ class Histogram {
   // Records v with an exemplar on its bucket. May lock.
   bool ObserveWithExemplar(double v, ExemplarLabels labels) noexcept;
 
-  class Timer;
-  // Observes the seconds between now and the destruction of the returned object.
-  [[nodiscard]] Timer StartTimer() noexcept;
+  // Observes the seconds between the call and the end of the returned scope (steady clock).
+  // Every meter that can time a scope calls it Time().
+  class Scope;
+  [[nodiscard]] Scope Time() noexcept;
+  // Deprecated spellings of Scope and Time(), kept so existing code builds.
+  using Timer [[deprecated("use Scope")]] = Scope;
+  [[deprecated("use Time()")]] [[nodiscard]] Scope StartTimer() noexcept;
 
   uint64_t Count() const noexcept;
   double Sum() const noexcept { return cells_[internal::HistogramCells::kSum].LoadDouble(); }
@@ -99,12 +104,12 @@ class Histogram {
   internal::SeriesRef ref_;
 };
 
-class Histogram::Timer {
+class Histogram::Scope {
  public:
-  explicit Timer(Histogram h) : h_(h), start_(std::chrono::steady_clock::now()) {}
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-  ~Timer() {
+  explicit Scope(Histogram h) : h_(h), start_(std::chrono::steady_clock::now()) {}
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  ~Scope() {
     h_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
 
@@ -113,7 +118,8 @@ class Histogram::Timer {
   std::chrono::steady_clock::time_point start_;
 };
 
-inline Histogram::Timer Histogram::StartTimer() noexcept { return Timer(*this); }
+inline Histogram::Scope Histogram::Time() noexcept { return Scope(*this); }
+inline Histogram::Scope Histogram::StartTimer() noexcept { return Scope(*this); }
 
 }  // namespace shmetrics
 

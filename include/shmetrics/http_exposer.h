@@ -1,5 +1,5 @@
-// shmetrics::HttpExposer: serves a heap's metrics over HTTP for Prometheus; shmetrics::Expose:
-// one exposition as a string.
+// shmetrics::HttpExposer: serves a heap's metrics over HTTP for Prometheus. (shmetrics::Expose,
+// one exposition as a string without HTTP, is in exposition.h, which this header includes.)
 //
 // The master of a pre-fork server embeds an HttpExposer: it starts one thread that serves
 //   GET/HEAD /metrics      OpenMetrics 1.0.0 or Prometheus 0.0.4 text by the Accept header,
@@ -42,18 +42,14 @@
 #include <string>
 #include <vector>
 
+#include "shmetrics/error.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/heap.h"
 
 namespace shmetrics {
 namespace internal {
 struct FamilySource;
 }
-
-enum class ExpositionFormat { kOpenMetrics, kPrometheus };
-
-// One exposition of every family of the heaps. With several heaps, each must hold different
-// family names. Throws Error kDataLoss when a heap is corrupt.
-std::string Expose(const Heap& heap, ExpositionFormat format = ExpositionFormat::kOpenMetrics);
 
 // TLS and HTTP basic authentication for the endpoint: what a Prometheus exporter's web
 // configuration file (exporter-toolkit's `--web.config.file`) holds. LoadWebConfigFile reads one.

@@ -9,9 +9,11 @@
 // values are clamped into [min, max] before they are counted (as Spectator's withRange does) and
 // only the buckets from IndexOf(min) to IndexOf(max) exist in the heap.
 //
-// Record is two atomic adds: the bucket's count and the total. Percentile(p) computes a
-// percentile from the counts exactly as Spectator's PercentileBuckets.percentile does (linear
-// interpolation inside the bucket where the running count crosses p percent).
+// Record is two atomic adds: the bucket's count and the total. Quantile(q) computes a quantile
+// from the counts exactly as Spectator's PercentileBuckets.percentile does for the percentile
+// 100 * q (linear interpolation inside the bucket where the running count crosses it).
+// Quantiles are in [0, 1] throughout the library (0.99, as Summary::Quantile and the Prometheus
+// `quantile` label); Percentile(p), which took 0..100, remains as a deprecated spelling.
 //
 // Exposition (OpenMetrics): a histogram. Bucket i of the kept range is exposed with `le` = the
 // largest integer Spectator's index function puts in it (internal::percentile_buckets::LargestIn,
@@ -28,7 +30,7 @@
 //       {.min = std::chrono::milliseconds(1), .max = std::chrono::seconds(10)});
 //   auto get = latency.Labels("Get");
 //   get.Record(std::chrono::milliseconds(12));
-//   double p99 = get.Percentile(99);  // seconds
+//   double p99 = get.Quantile(0.99);  // seconds
 #ifndef SHMETRICS_PERCENTILE_TIMER_H_
 #define SHMETRICS_PERCENTILE_TIMER_H_
 
@@ -60,7 +62,8 @@ class PercentileCells {
   }
   uint64_t Count() const noexcept;
   uint64_t Total() const noexcept { return cells_[PercentileBucketCells::kTotal].Load(); }
-  // In recorded units (nanoseconds, amounts).
+  // In recorded units (nanoseconds, amounts); p in 0..100, as Spectator's percentiles (the
+  // public meters take quantiles and multiply).
   double Percentile(double p) const noexcept;
 
  private:
@@ -83,7 +86,8 @@ class PercentileTimer {
     return true;
   }
 
-  // Records the time between its construction and its destruction (steady clock).
+  // Records the time between the call and the end of the returned scope (steady clock). Every
+  // meter that can time a scope calls it Time().
   class Scope;
   [[nodiscard]] Scope Time() noexcept;
 
@@ -91,9 +95,13 @@ class PercentileTimer {
   std::chrono::nanoseconds TotalTime() const noexcept {
     return std::chrono::nanoseconds(static_cast<int64_t>(cells_.Total()));
   }
-  // The p-th percentile (0 <= p <= 100) in seconds, as Spectator computes it; NaN when nothing
-  // was recorded. Reads every bucket: meant for occasional use, not the hot path.
-  double Percentile(double p) const noexcept { return cells_.Percentile(p) / 1e9; }
+  // The q-quantile (0 <= q <= 1) in seconds, as Spectator computes the percentile 100 * q; NaN
+  // when nothing was recorded. Reads every bucket: meant for occasional use, not the hot path.
+  double Quantile(double q) const noexcept { return cells_.Percentile(100 * q) / 1e9; }
+  // Deprecated: the p-th percentile (0 <= p <= 100), that is Quantile(p / 100).
+  [[deprecated("use Quantile(q), q in [0, 1]")]] double Percentile(double p) const noexcept {
+    return cells_.Percentile(p) / 1e9;
+  }
 
  private:
   internal::PercentileCells cells_;
@@ -126,9 +134,13 @@ class PercentileDistributionSummary {
 
   uint64_t Count() const noexcept { return cells_.Count(); }
   uint64_t TotalAmount() const noexcept { return cells_.Total(); }
-  // The p-th percentile (0 <= p <= 100), as Spectator computes it; NaN when nothing was
-  // recorded. Reads every bucket.
-  double Percentile(double p) const noexcept { return cells_.Percentile(p); }
+  // The q-quantile (0 <= q <= 1), as Spectator computes the percentile 100 * q; NaN when
+  // nothing was recorded. Reads every bucket.
+  double Quantile(double q) const noexcept { return cells_.Percentile(100 * q); }
+  // Deprecated: the p-th percentile (0 <= p <= 100), that is Quantile(p / 100).
+  [[deprecated("use Quantile(q), q in [0, 1]")]] double Percentile(double p) const noexcept {
+    return cells_.Percentile(p);
+  }
 
  private:
   internal::PercentileCells cells_;

@@ -49,6 +49,7 @@
 #include "shmetrics/age_gauge.h"
 #include "shmetrics/counter.h"
 #include "shmetrics/distribution_summary.h"
+#include "shmetrics/error.h"
 #include "shmetrics/gauge.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/histogram.h"

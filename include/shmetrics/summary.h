@@ -68,14 +68,20 @@ class Summary {
     return true;
   }
 
-  class Timer;
-  [[nodiscard]] Timer StartTimer() noexcept;
+  // Observes the seconds between the call and the end of the returned scope (steady clock).
+  // Every meter that can time a scope calls it Time().
+  class Scope;
+  [[nodiscard]] Scope Time() noexcept;
+  // Deprecated spellings of Scope and Time(), kept so existing code builds.
+  using Timer [[deprecated("use Scope")]] = Scope;
+  [[deprecated("use Time()")]] [[nodiscard]] Scope StartTimer() noexcept;
 
   uint64_t Count() const noexcept { return cells_[internal::SummaryCells::kCount].Load(); }
   double Sum() const noexcept { return cells_[internal::SummaryCells::kSum].LoadDouble(); }
   // The q-quantile of the current window, as the collector computes it (see above); NaN without
-  // quantiles, when the window is empty or q is not in [0, 1]. Reads every cell of the sketch:
-  // not for the hot path.
+  // quantiles, when the window is empty or q is not in [0, 1]. Quantiles are in [0, 1]
+  // throughout the library (0.99, as in the `quantile` label), percentiles nowhere. Reads every
+  // cell of the sketch: not for the hot path.
   double Quantile(double q) const;
 
  private:
@@ -83,12 +89,12 @@ class Summary {
   const internal::SketchLayout* sketch_;
 };
 
-class Summary::Timer {
+class Summary::Scope {
  public:
-  explicit Timer(Summary s) : s_(s), start_(std::chrono::steady_clock::now()) {}
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-  ~Timer() {
+  explicit Scope(Summary s) : s_(s), start_(std::chrono::steady_clock::now()) {}
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  ~Scope() {
     s_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
 
@@ -97,7 +103,8 @@ class Summary::Timer {
   std::chrono::steady_clock::time_point start_;
 };
 
-inline Summary::Timer Summary::StartTimer() noexcept { return Timer(*this); }
+inline Summary::Scope Summary::Time() noexcept { return Scope(*this); }
+inline Summary::Scope Summary::StartTimer() noexcept { return Scope(*this); }
 
 }  // namespace shmetrics
 

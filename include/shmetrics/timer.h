@@ -67,7 +67,8 @@ class Timer {
     return true;
   }
 
-  // Records the time between its construction and its destruction (steady clock).
+  // Records the time between the call and the end of the returned scope (steady clock). Every
+  // meter that can time a scope calls it Time().
   class Scope;
   [[nodiscard]] Scope Time() noexcept;
 

@@ -31,8 +31,10 @@
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
 #include "expose/encoder.h"
-#include "exposer/family_source.h"
+#include "http_exposer/family_source.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/http_exposer.h"
@@ -264,12 +266,12 @@ class ServedHeap {
     try {
       heap_ = OpenReadOnly(spec_, options_);
     } catch (const Error& e) {
-      if (e.code() == absl::StatusCode::kNotFound) return absl::OkStatus();  // removed meanwhile
-      return absl::Status(e.code(), e.what());
+      if (e.code() == ErrorCode::kNotFound) return absl::OkStatus();  // removed meanwhile
+      return absl::Status(ToStatusCode(e.code()), e.what());
     }
     // The file mapped, which is the one the name pointed to when Open ran: should the name have
     // moved on since the stat, the next Refresh sees the difference.
-    if (!MappedFile(heap_->segment().base(), &dev_, &ino_)) {
+    if (!MappedFile(shm::HeapAccess::segment(*heap_).base(), &dev_, &ino_)) {
       dev_ = st.st_dev;
       ino_ = st.st_ino;
     }
@@ -306,7 +308,7 @@ class ServedHeaps {
       // Self and process metrics come from the first heap served only, so no family repeats.
       if (!first) o.self_metrics = o.process_metrics = false;
       first = false;
-      if (absl::Status s = collect::Collect(h.heap()->segment(), enc, o); !s.ok()) {
+      if (absl::Status s = collect::Collect(shm::HeapAccess::segment(*h.heap()), enc, o); !s.ok()) {
         return absl::Status(s.code(), absl::StrCat(h.spec(), ": ", s.message()));
       }
     }
@@ -405,7 +407,7 @@ std::optional<Failure> Serve(const Args& args) {
   std::vector<ServedHeap> served;
   for (const std::string& h : args.heaps) {
     served.emplace_back(h, open_options);
-    if (absl::Status s = served.back().Refresh(); !s.ok()) throw Error(s);
+    if (absl::Status s = served.back().Refresh(); !s.ok()) throw ToError(s);
     if (served.back().heap() != nullptr) continue;
     if (args.no_wait) OpenReadOnly(h, open_options);  // throws the usual kNotFound error
     std::fprintf(stderr,
@@ -490,7 +492,7 @@ std::string JsonString(std::string_view s) {
 std::optional<Failure> Inspect(const Args& args) {
   if (auto f = RequireOneHeap("inspect", args)) return f;
   const Heap heap = OpenReadOnly(args.heaps[0], ReadOnlyOptions(args));
-  const shm::Segment& seg = heap.segment();
+  const shm::Segment& seg = shm::HeapAccess::segment(heap);
   if (args.verify) {
     if (absl::Status s = collect::VerifyMetrics(seg); !s.ok()) {
       return Failure{kExitRuntime,

@@ -8,7 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "http/router.h"
+#include "http/responses.h"
 #include "openssl/crypto.h"
 #include "openssl/evp.h"
 

@@ -20,7 +20,7 @@
 // Listening and accepted sockets are created close-on-exec (SOCK_CLOEXEC), so a fork+exec in any
 // thread, or a posix_spawn, which runs no atfork handler, never passes them on.
 //
-// Example (NotFound and friends are in http/router.h):
+// Example (NotFound and friends are in http/responses.h):
 //   auto server = shmetrics::http::Server::Start(
 //       {.address = "127.0.0.1", .port = 9464},
 //       [](const shmetrics::http::Request& req) {

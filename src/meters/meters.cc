@@ -23,7 +23,7 @@ std::vector<double> LinearBuckets(double start, double width, int count) {
   if (count < 1 || count > static_cast<int>(kMaxBuckets) || !(width > 0) || !std::isfinite(start) ||
       !std::isfinite(width)) {
     throw Error(
-        absl::StatusCode::kInvalidArgument,
+        ErrorCode::kInvalidArgument,
         absl::StrCat("LinearBuckets(", start, ", ", width, ", ", count,
                      "): needs count >= 1 (at most ", kMaxBuckets, ") and a finite width > 0"));
   }
@@ -36,7 +36,7 @@ std::vector<double> ExponentialBuckets(double start, double factor, int count) {
   if (count < 1 || count > static_cast<int>(kMaxBuckets) || !(start > 0) || !(factor > 1) ||
       !std::isfinite(start) || !std::isfinite(factor)) {
     throw Error(
-        absl::StatusCode::kInvalidArgument,
+        ErrorCode::kInvalidArgument,
         absl::StrCat("ExponentialBuckets(", start, ", ", factor, ", ", count,
                      "): needs count >= 1 (at most ", kMaxBuckets, "), start > 0 and factor > 1"));
   }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "meters/meter_types.h"
 #include "meters/names.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 #include "shmetrics/internal/percentile_buckets.h"
 
@@ -19,7 +20,6 @@ namespace shmetrics::registry {
 using meters::Definition;
 using meters::MeterType;
 
-void Throw(absl::StatusCode code, std::string message) { throw Error(code, message); }
 
 std::string Quoted(std::string_view s) {
   return absl::StrCat("\"", std::string(s.substr(0, 200)), s.size() > 200 ? "...\"" : "\"");

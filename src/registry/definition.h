@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "meters/layout.h"
+#include "shm/status_error.h"
 #include "shmetrics/registry.h"
 
 namespace shmetrics::internal {
@@ -48,8 +49,6 @@ meters::Definition MakeDefinition(const internal::FamilySpec& spec, std::string_
 
 // "type with labels [...], unit ..., ...": a definition in messages.
 std::string Describe(const meters::Definition& d);
-
-[[noreturn]] void Throw(absl::StatusCode code, std::string message);
 // s in double quotes, cut at 200 bytes.
 std::string Quoted(std::string_view s);
 bool EndsWith(std::string_view s, std::string_view suffix);

@@ -23,7 +23,6 @@ namespace shmetrics {
 using meters::FamilyRecord;
 using meters::SeriesHeader;
 using registry::Quoted;
-using registry::Throw;
 using registry::ValidateLabelValue;
 
 namespace internal {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "meters/meter_types.h"
 #include "registry/definition.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
 
@@ -48,7 +49,7 @@ class UndoGuard {
     bool table;
   };
   uint64_t Keep(const absl::StatusOr<uint64_t>& off, bool table) {
-    if (!off.ok()) throw Error(off.status());
+    if (!off.ok()) throw ToError(off.status());
     undo_.push_back({*off, table});
     return *off;
   }
@@ -134,10 +135,10 @@ uint64_t CreateFamilyRecords(shm::Segment& seg, uint64_t root, const Definition&
     // Kept so that the undo frees the record first, then the entry.
     if (spare_entry.ok()) undo.Block(spare_entry);
     if (spare_record.ok()) undo.Block(spare_record);
-    if (!spare_entry.ok()) throw Error(spare_entry.status());
-    if (!spare_record.ok()) throw Error(spare_record.status());
+    if (!spare_entry.ok()) throw ToError(spare_entry.status());
+    if (!spare_record.ok()) throw ToError(spare_record.status());
   }
-  if (absl::Status s = seg.Insert(root, def.name, fam); !s.ok()) throw Error(s);
+  if (absl::Status s = seg.Insert(root, def.name, fam); !s.ok()) throw ToError(s);
   undo.Commit();
   return fam;
 }
@@ -152,7 +153,7 @@ Definition ReadHeapDefinition(const shm::Segment& seg, uint64_t offset, std::str
   }
   auto existing =
       meters::DecodeDefinition(std::string_view(seg.base() + rec->definition, rec->definition_len));
-  if (!existing.ok()) throw Error(existing.status());
+  if (!existing.ok()) throw ToError(existing.status());
   return *std::move(existing);
 }
 

@@ -16,8 +16,10 @@
 #include "meters/names.h"
 #include "registry/definition.h"
 #include "registry/heap_records.h"
+#include "shm/heap_access.h"
 #include "shm/mutex_lock.h"
 #include "shm/segment.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 
 namespace shmetrics {
@@ -26,7 +28,6 @@ using meters::Definition;
 using meters::FamilyRecord;
 using registry::Describe;
 using registry::Quoted;
-using registry::Throw;
 using registry::ValidateLabelName;
 using registry::ValidateLabelValue;
 
@@ -339,9 +340,9 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   // --- This process already has it? ---
   std::scoped_lock lock(mu_);
   if (auto it = families_.find(name); it != families_.end()) {
-    const auto* rec = heap_.segment().At<FamilyRecord>(it->second->offset());
+    const auto* rec = shm::HeapAccess::segment(heap_).At<FamilyRecord>(it->second->offset());
     auto existing = meters::DecodeDefinition(
-        std::string_view(heap_.segment().base() + rec->definition, rec->definition_len));
+        std::string_view(shm::HeapAccess::segment(heap_).base() + rec->definition, rec->definition_len));
     if (!existing.ok() || !existing->SameShape(def) || it->second->label_names() != spec.labels) {
       Throw(absl::StatusCode::kAlreadyExists,
             absl::StrCat("metric ", Quoted(name), " is already registered as a ",
@@ -352,7 +353,7 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   }
 
   // --- The heap has it, or we create it ---
-  shm::Segment& seg = heap_.segment();
+  shm::Segment& seg = shm::HeapAccess::segment(heap_);
   if (seg.read_only()) {
     Throw(absl::StatusCode::kFailedPrecondition,
           absl::StrCat("cannot register ", Quoted(name), ": the heap is open read-only"));
@@ -377,7 +378,7 @@ internal::FamilyBase& Registry::Register(Spec spec) {
 
   // --- The family object ---
   std::unique_ptr<internal::FamilyBase> family = RegistryAccess::New(existing.type);
-  RegistryAccess::Init(*family, heap_.segment_ptr(), family_off, existing, spec.labels);
+  RegistryAccess::Init(*family, shm::HeapAccess::segment_ptr(heap_), family_off, existing, spec.labels);
   internal::FamilyBase& ref = *family;
   families_.emplace(name, std::move(family));
   // A family without labels exists at zero from registration on.

@@ -18,6 +18,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/http_exposer.h"
@@ -340,7 +341,7 @@ TEST_F(CliTest, InspectVerifyPassesOnHealthyHeapAndFailsOnCorruptCopy) {
   r = RunTool({"inspect", "--heap", copy_, "--verify"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 
-  const shm::Segment& seg = heap_->segment();
+  const shm::Segment& seg = shm::HeapAccess::segment(*heap_);
   const uint64_t family = seg.Find(seg.header().root_table.load(), "cli_requests");
   ASSERT_NE(family, 0u);
   const int fd = open(copy_.c_str(), O_WRONLY);

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
@@ -62,7 +63,7 @@ class CollectorTest : public testing::HeapTest {
   std::string Scrape(expose::Format format, const CollectOptions& options = {}) {
     std::string out;
     auto enc = expose::MakeEncoder(format, &out);
-    const absl::Status s = Collect(heap_->segment(), *enc, options);
+    const absl::Status s = Collect(shm::HeapAccess::segment(*heap_), *enc, options);
     EXPECT_TRUE(s.ok()) << s;
     enc->Finish();
     return out;
@@ -156,10 +157,10 @@ TEST_F(CollectorTest, ReadOnlyUnrelatedOpenSeesTheSameValues) {
   std::string a, b;
   auto ea = expose::MakeEncoder(expose::Format::kOpenMetrics, &a);
   auto eb = expose::MakeEncoder(expose::Format::kOpenMetrics, &b);
-  ASSERT_TRUE(Collect(heap_->segment(), *ea, {.process_metrics = false}).ok());
-  ASSERT_TRUE(Collect(ro.segment(), *eb, {.process_metrics = false}).ok());
+  ASSERT_TRUE(Collect(shm::HeapAccess::segment(*heap_), *ea, {.process_metrics = false}).ok());
+  ASSERT_TRUE(Collect(shm::HeapAccess::segment(ro), *eb, {.process_metrics = false}).ok());
   EXPECT_EQ(a, b);
-  EXPECT_TRUE(VerifyMetrics(ro.segment()).ok());
+  EXPECT_TRUE(VerifyMetrics(shm::HeapAccess::segment(ro)).ok());
 }
 
 TEST_F(CollectorTest, HistogramSnapshotsStayConsistentUnderConcurrentWriters) {
@@ -190,8 +191,9 @@ TEST_F(CollectorTest, HistogramSnapshotsStayConsistentUnderConcurrentWriters) {
   bool released = false;
   for (;;) {
     RecordingEncoder rec;
-    ASSERT_TRUE(
-        Collect(heap_->segment(), rec, {.self_metrics = false, .process_metrics = false}).ok());
+    ASSERT_TRUE(Collect(shm::HeapAccess::segment(*heap_), rec,
+                        {.self_metrics = false, .process_metrics = false})
+                    .ok());
     ASSERT_EQ(rec.histograms.size(), 1u);
     const auto& cum = rec.histograms[0];
     for (size_t i = 1; i < cum.size(); ++i) ASSERT_LE(cum[i - 1], cum[i]);
@@ -242,8 +244,9 @@ TEST_F(CollectorTest, PerWorkerGaugeModes) {
   close(set[0]);
   close(set[1]);
   RecordingEncoder rec;
-  ASSERT_TRUE(
-      Collect(heap_->segment(), rec, {.self_metrics = false, .process_metrics = false}).ok());
+  ASSERT_TRUE(Collect(shm::HeapAccess::segment(*heap_), rec,
+                      {.self_metrics = false, .process_metrics = false})
+                  .ok());
   EXPECT_EQ(rec.gauges["g_sum"], 33);
   EXPECT_EQ(rec.gauges["g_live"], 3);
   EXPECT_EQ(rec.gauges["g_max"], 102);
@@ -253,8 +256,9 @@ TEST_F(CollectorTest, PerWorkerGaugeModes) {
   kill(kids[0], SIGKILL);
   EXPECT_EQ(WaitChild(kids[0]), 128 + SIGKILL);
   RecordingEncoder after;
-  ASSERT_TRUE(
-      Collect(heap_->segment(), after, {.self_metrics = false, .process_metrics = false}).ok());
+  ASSERT_TRUE(Collect(shm::HeapAccess::segment(*heap_), after,
+                      {.self_metrics = false, .process_metrics = false})
+                  .ok());
   EXPECT_EQ(after.gauges["g_live"], 2);
   EXPECT_EQ(after.gauges["g_sum"], 33);
   for (int i = 0; i < 3; ++i) (void)!write(go[1], "x", 1);
@@ -268,7 +272,7 @@ TEST_F(CollectorTest, CorruptCopiesFailCleanly) {
   // Copy the heap file, damage records, and collect from the copy.
   const std::string path = ::testing::TempDir() + "/" + name_ + ".copy";
   const uint64_t used = heap_->usage().used_bytes;
-  std::string bytes(reinterpret_cast<const char*>(heap_->segment().base()),
+  std::string bytes(reinterpret_cast<const char*>(shm::HeapAccess::segment(*heap_).base()),
                     heap_->usage().committed_bytes);
   uint64_t rng = 99;
   int failures = 0;

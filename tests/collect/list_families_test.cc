@@ -20,7 +20,7 @@ TEST_F(ListFamiliesTest, ListsEveryFamilySortedWithItsSeries) {
   registry_->AddTimer("query", "Queries");
 
   std::string bad = "untouched";
-  auto families = ListFamilies(heap_->segment(), &bad);
+  auto families = ListFamilies(shm::HeapAccess::segment(*heap_), &bad);
   ASSERT_TRUE(families.ok()) << families.status();
   EXPECT_EQ(bad, "untouched");
   ASSERT_EQ(families->size(), 3u);
@@ -37,7 +37,7 @@ TEST_F(ListFamiliesTest, ListsEveryFamilySortedWithItsSeries) {
 TEST_F(ListFamiliesTest, NamesTheFamilyWhoseRecordIsCorrupt) {
   registry_->AddCounter("fine", "Fine");
   registry_->AddCounter("broken", "Broken");
-  shm::Segment& seg = heap_->segment();
+  shm::Segment& seg = shm::HeapAccess::segment(*heap_);
   const uint64_t off = seg.Find(seg.header().root_table.load(), "broken");
   ASSERT_NE(off, 0u);
   std::memcpy(seg.base() + off, "corrupt!", 8);  // the record's magic

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "meters/layout.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
@@ -64,15 +65,15 @@ class SpectatorCollectTest : public ::shmetrics::testing::HeapTest {
  protected:
   Recorder Collected() {
     Recorder r;
-    const absl::Status s =
-        Collect(heap_->segment(), r, {.self_metrics = false, .process_metrics = false});
+    const absl::Status s = Collect(shm::HeapAccess::segment(*heap_), r,
+                                   {.self_metrics = false, .process_metrics = false});
     EXPECT_TRUE(s.ok()) << s;
     return r;
   }
   std::string Text(const CollectOptions& o) {
     std::string out;
     auto enc = expose::MakeEncoder(expose::Format::kOpenMetrics, &out);
-    EXPECT_TRUE(Collect(heap_->segment(), *enc, o).ok());
+    EXPECT_TRUE(Collect(shm::HeapAccess::segment(*heap_), *enc, o).ok());
     enc->Finish();
     return out;
   }
@@ -183,7 +184,7 @@ TEST_F(SpectatorCollectTest, DamagedCopiesFailCleanly) {
   auto& q = registry_->AddSummary(
       "q", "Q", {}, {.quantiles = {0.5}, .age_buckets = 2, .min_value = 1, .max_value = 1000});
   q.Labels().Observe(10);
-  const shm::Segment& seg = heap_->segment();
+  const shm::Segment& seg = shm::HeapAccess::segment(*heap_);
   const std::string path = ::testing::TempDir() + "/" + name_ + ".copy";
   const std::string bytes(seg.base(), heap_->usage().committed_bytes);
   auto collect_copy = [&](const std::string& copy) {

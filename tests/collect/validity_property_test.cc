@@ -13,7 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "shmetrics/error.h"
-#include "shmetrics/http_exposer.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/registry.h"
 #include "util/parsers.h"
 #include "util/subprocess.h"

@@ -23,6 +23,7 @@
 #include "e2e/prefork_helpers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
@@ -74,7 +75,7 @@ bool Eventually(F f, std::chrono::seconds patience = kPatience) {
 
 std::vector<shm::Segment::WorkerInfo> LiveWorkers(const Heap& heap) {
   std::vector<shm::Segment::WorkerInfo> live;
-  for (const auto& w : heap.segment().Workers()) {
+  for (const auto& w : shm::HeapAccess::segment(heap).Workers()) {
     if (w.alive) live.push_back(w);
   }
   return live;
@@ -226,7 +227,7 @@ TEST(PreforkServerTest, CountsEveryAnsweredRequestThroughAWorkerKill) {
   }));
   std::set<uint32_t> ids;
   pid_t successor = -1;
-  for (const auto& w : heap.segment().Workers()) {
+  for (const auto& w : shm::HeapAccess::segment(heap).Workers()) {
     if (w.alive) ids.insert(w.id);
     if (w.id == victim_id) {
       successor = w.pid;
@@ -234,7 +235,8 @@ TEST(PreforkServerTest, CountsEveryAnsweredRequestThroughAWorkerKill) {
     }
   }
   EXPECT_EQ(ids, (std::set<uint32_t>{0, 1, 2, 3}));
-  EXPECT_EQ(heap.segment().Workers().size(), 4u) << "a slot other than the victim's was claimed";
+  EXPECT_EQ(shm::HeapAccess::segment(heap).Workers().size(), 4u)
+      << "a slot other than the victim's was claimed";
   // Nothing the victim recorded went with it.
   EXPECT_GE(SampleValue(server.Scrape(), kGetOk).value_or(-1), before_kill);
 
@@ -362,18 +364,19 @@ TEST(PreforkServerTest, CrashedWorkerIsRespawnedAndItsCountsStay) {
   std::string twelve_oks;
   for (int i = 0; i < 12; ++i) twelve_oks += "ok\n";
   EXPECT_EQ(ok, twelve_oks);
-  const auto before = heap.segment().Workers();
+  const auto before = shm::HeapAccess::segment(heap).Workers();
   int rc = 0;
   Shell("curl -s --max-time 60 " + url + "/crash", &rc);
   EXPECT_NE(rc, 0) << "a crashed worker sends no answer";
   ASSERT_TRUE(Eventually([&] {
-    const auto now = heap.segment().Workers();
+    const auto now = shm::HeapAccess::segment(heap).Workers();
     for (size_t i = 0; i < now.size() && i < before.size(); ++i) {
       if (now[i].alive && now[i].epoch > before[i].epoch) return true;
     }
     return false;
   }));
-  EXPECT_EQ(heap.segment().Workers().size(), 2u) << "the replacement took the dead worker's id";
+  EXPECT_EQ(shm::HeapAccess::segment(heap).Workers().size(), 2u)
+      << "the replacement took the dead worker's id";
   const std::string scrape = server.Scrape();
   EXPECT_EQ(SampleValue(scrape, kGetOk), 10.0) << scrape;
   EXPECT_EQ(SampleValue(scrape, "http_requests_total{code=\"200\",method=\"POST\"}"), 1.0);

@@ -24,6 +24,7 @@
 #include "fault/snapshot_helpers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
@@ -278,7 +279,7 @@ TEST_F(CrashTest, RandomSigkillsLoseNothingCompletedAndBlockNobody) {
 
   Snapshot final_scrape;
   SnapshotEncoder enc(&final_scrape);
-  ASSERT_TRUE(collect::Collect(heap_->segment(), enc).ok());
+  ASSERT_TRUE(collect::Collect(shm::HeapAccess::segment(*heap_), enc).ok());
   EXPECT_THAT(final_scrape.problems, ::testing::IsEmpty());
   // Every update a worker reported is there. An update in flight when its worker was killed may
   // be there too: at most one per kill, since a worker does one update at a time.
@@ -300,9 +301,10 @@ TEST_F(CrashTest, RandomSigkillsLoseNothingCompletedAndBlockNobody) {
   EXPECT_GT(reported.ops, 0u);
   EXPECT_GT(reported.created, 0u);
 
-  EXPECT_TRUE(heap_->segment().Verify().ok()) << heap_->segment().Verify();
-  EXPECT_TRUE(collect::VerifyMetrics(heap_->segment()).ok())
-      << collect::VerifyMetrics(heap_->segment());
+  EXPECT_TRUE(shm::HeapAccess::segment(*heap_).Verify().ok())
+      << shm::HeapAccess::segment(*heap_).Verify();
+  EXPECT_TRUE(collect::VerifyMetrics(shm::HeapAccess::segment(*heap_)).ok())
+      << collect::VerifyMetrics(shm::HeapAccess::segment(*heap_));
   int rc = -1;
   const std::string out = Shell(std::string(SHMETRICS_BINARY_DIR) +
                                     "/src/shmetrics inspect --heap " + name_ + " --verify 2>&1",
@@ -329,9 +331,11 @@ TEST_F(CrashTest, RandomSigkillsLoseNothingCompletedAndBlockNobody) {
       static_cast<unsigned long long>(reported.created), static_cast<unsigned long long>(in_flight),
       static_cast<long long>(longest_silence / std::chrono::milliseconds(1)),
       static_cast<long long>(longest_scrape / std::chrono::milliseconds(1)),
-      static_cast<unsigned long long>(heap_->segment().header().lock.recoveries()),
-      static_cast<unsigned long long>(heap_->segment().header().worker_lock.recoveries()),
-      static_cast<unsigned long long>(heap_->segment().header().exemplar_lock.recoveries()));
+      static_cast<unsigned long long>(shm::HeapAccess::segment(*heap_).header().lock.recoveries()),
+      static_cast<unsigned long long>(
+          shm::HeapAccess::segment(*heap_).header().worker_lock.recoveries()),
+      static_cast<unsigned long long>(
+          shm::HeapAccess::segment(*heap_).header().exemplar_lock.recoveries()));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/registry.h"
@@ -82,7 +83,8 @@ TEST(ForkTest, ChildRegistersAndUpdatesWhileParentThreadsRegister) {
     stop = true;
     for (auto& t : busy) t.join();
     EXPECT_EQ(forks.Labels("even").Value() + forks.Labels("odd").Value(), kForks);
-    EXPECT_TRUE(heap.segment().Verify().ok()) << heap.segment().Verify();
+    EXPECT_TRUE(shm::HeapAccess::segment(heap).Verify().ok())
+        << shm::HeapAccess::segment(heap).Verify();
   }
   Heap::Remove(name);
 }

@@ -8,6 +8,7 @@
 #include "fault/snapshot_helpers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "shmetrics/http_exposer.h"
@@ -41,11 +42,12 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
 
     // Fill the heap with children until allocations fail.
     int created = 0;
-    while (heap.segment().header().alloc_failures.load() == 0 && created < 200000) {
+    while (shm::HeapAccess::segment(heap).header().alloc_failures.load() == 0 && created < 200000) {
       EXPECT_NO_THROW(pages.Labels("p" + std::to_string(created)).Inc());
       ++created;
     }
-    ASSERT_GT(heap.segment().header().alloc_failures.load(), 0u) << created << " children";
+    ASSERT_GT(shm::HeapAccess::segment(heap).header().alloc_failures.load(), 0u)
+        << created << " children";
 
     // New children: no exception, updates go to the overflow child.
     for (int i = 0; i < 5; ++i) {
@@ -54,8 +56,8 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
       EXPECT_NO_THROW(latency.Labels("/new-" + std::to_string(i)).Observe(0.1));
     }
     EXPECT_EQ(users.Labels(std::string(kOverflowLabelValue)).Value(), 5)
-        << users.size() << " children; " << heap.segment().header().alloc_failures.load()
-        << " failures";
+        << users.size() << " children; "
+        << shm::HeapAccess::segment(heap).header().alloc_failures.load() << " failures";
     // The child whose creation first failed, then five more.
     EXPECT_EQ(pages.Labels(std::string(kOverflowLabelValue)).Value(), 6);
     EXPECT_EQ(latency.Labels(std::string(kOverflowLabelValue)).Count(), 5u);
@@ -63,7 +65,7 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     try {
       registry.AddCounter("one_more_family_with_a_long_name", std::string(4000, 'h'));
     } catch (const Error& e) {
-      EXPECT_EQ(e.code(), absl::StatusCode::kResourceExhausted) << e.what();
+      EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.what();
     }
 
     // Existing series keep counting.
@@ -76,7 +78,7 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     // The collector works and counts what happened in the self-metrics.
     Snapshot s;
     SnapshotEncoder enc(&s);
-    ASSERT_TRUE(collect::Collect(heap.segment(), enc).ok());
+    ASSERT_TRUE(collect::Collect(shm::HeapAccess::segment(heap), enc).ok());
     EXPECT_THAT(s.problems, ::testing::IsEmpty());
     EXPECT_EQ(s.counters["users{user=kept,}"], 2);
     EXPECT_EQ(s.counters["users{user=__overflow__,}"], 5);
@@ -85,8 +87,9 @@ TEST(FullHeapTest, UpdatesDegradeToOverflowAndEverythingKeepsWorking) {
     EXPECT_GE(s.counters["shmetrics_series_overflow{family=pages,}"], 5);
     EXPECT_GE(s.counters["shmetrics_series_overflow{family=latency,}"], 5);
     EXPECT_GT(s.counters["shmetrics_heap_allocation_failures{}"], 0);
-    EXPECT_TRUE(heap.segment().Verify().ok()) << heap.segment().Verify();
-    EXPECT_TRUE(collect::VerifyMetrics(heap.segment()).ok());
+    EXPECT_TRUE(shm::HeapAccess::segment(heap).Verify().ok())
+        << shm::HeapAccess::segment(heap).Verify();
+    EXPECT_TRUE(collect::VerifyMetrics(shm::HeapAccess::segment(heap)).ok());
 
     // So does the endpoint.
     if (access("/usr/bin/curl", X_OK) == 0) {

@@ -11,9 +11,10 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
-#include "shmetrics/http_exposer.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
 #include "util/subprocess.h"
@@ -91,24 +92,25 @@ class LockHolderTest : public testing::HeapTest {
     EXPECT_EQ(
         registry_->AddCounter("registered_after", "After the kill", {"k"}).Labels("v").Value(), 1);
     EXPECT_THAT(Expose(*heap_), HasSubstr("# {trace_id=\"after\"} 1"));
-    EXPECT_TRUE(heap_->segment().Verify().ok()) << heap_->segment().Verify();
+    EXPECT_TRUE(shm::HeapAccess::segment(*heap_).Verify().ok())
+        << shm::HeapAccess::segment(*heap_).Verify();
   }
 
   CounterFamily* requests_ = nullptr;
 };
 
 TEST_F(LockHolderTest, RegistrationLockHolderKilled) {
-  KillWhileHolding([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { heap_->segment().lock().lock(); });
+  KillWhileHolding([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).lock().lock(); });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
-  EXPECT_EQ(heap_->segment().header().lock.recoveries(), 1u);
+  EXPECT_EQ(shm::HeapAccess::segment(*heap_).header().lock.recoveries(), 1u);
   ExpectAllRecorded();
 }
 
 TEST_F(LockHolderTest, WorkerTableLockHolderKilled) {
   KillWhileHolding(
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { heap_->segment().header().worker_lock.lock(); });
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).header().worker_lock.lock(); });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
-  EXPECT_EQ(heap_->segment().header().worker_lock.recoveries(), 1u);
+  EXPECT_EQ(shm::HeapAccess::segment(*heap_).header().worker_lock.recoveries(), 1u);
   ExpectAllRecorded();
   // This process attaches too.
   EXPECT_LT(heap_->AttachWorker(), 8u);
@@ -116,17 +118,17 @@ TEST_F(LockHolderTest, WorkerTableLockHolderKilled) {
 
 TEST_F(LockHolderTest, ExemplarLockHolderKilled) {
   KillWhileHolding(
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { heap_->segment().header().exemplar_lock.lock(); });
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).header().exemplar_lock.lock(); });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
-  EXPECT_EQ(heap_->segment().header().exemplar_lock.recoveries(), 1u);
+  EXPECT_EQ(shm::HeapAccess::segment(*heap_).header().exemplar_lock.recoveries(), 1u);
   ExpectAllRecorded();
 }
 
 TEST_F(LockHolderTest, EveryLockHeldByOneKilledProcess) {
   KillWhileHolding([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    heap_->segment().lock().lock();
-    heap_->segment().header().worker_lock.lock();
-    heap_->segment().header().exemplar_lock.lock();
+    shm::HeapAccess::segment(*heap_).lock().lock();
+    shm::HeapAccess::segment(*heap_).header().worker_lock.lock();
+    shm::HeapAccess::segment(*heap_).header().exemplar_lock.lock();
   });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
   ExpectAllRecorded();
@@ -162,7 +164,8 @@ TEST_F(LockHolderTest, KilledWhileRegisteringInALoop) {
       return heap_->AttachWorker() < 8 ? 0 : 1;
     });
     ASSERT_EQ(WaitChild(other, kBound), 0) << "round " << round;
-    EXPECT_TRUE(heap_->segment().Verify().ok()) << heap_->segment().Verify();
+    EXPECT_TRUE(shm::HeapAccess::segment(*heap_).Verify().ok())
+        << shm::HeapAccess::segment(*heap_).Verify();
   }
   EXPECT_EQ(registry_->AddCounter("after_churn", "After").Labels().Value(), 20);
 }

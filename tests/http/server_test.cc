@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "http/client_helpers.h"
-#include "http/router.h"
+#include "http/responses.h"
 
 // Forked children of these tests exit() with the parent's io threads missing, so memory those
 // threads alone referenced looks leaked to LeakSanitizer there. LSan asks this hook at exit;
@@ -275,7 +275,7 @@ TEST_F(ServerTest, HandlerExceptionBecomes500) {
   EXPECT_EQ(r->body, "Internal Server Error\n");
 }
 
-TEST_F(ServerTest, RouterHelpersGoOutAsWritten) {
+TEST_F(ServerTest, CannedResponsesGoOutAsWritten) {
   Start([](const Request& r) {
     if (!IsGetOrHead(r)) return MethodNotAllowed();
     return NotFound();

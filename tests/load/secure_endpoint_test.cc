@@ -136,7 +136,7 @@ TEST_F(SecureEndpointTest, BadWebOptionsAreClearErrors) {
     HttpExposer exposer(*heap_, {.port = 0, .web = {.basic_auth_users = {{"bob", "plaintext"}}}});
     ADD_FAILURE() << "a plain-text password was accepted";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_THAT(e.what(), HasSubstr("\"bob\""));
   }
   try {
@@ -145,14 +145,14 @@ TEST_F(SecureEndpointTest, BadWebOptionsAreClearErrors) {
                                          .tls_key_file = cert_->key_file()}});
     ADD_FAILURE() << "a missing certificate was accepted";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_THAT(e.what(), HasSubstr("missing.pem"));
   }
   try {
     (void)LoadWebConfigFile(cert_->dir() + "/absent.yml");
     ADD_FAILURE() << "a missing file was read";
   } catch (const Error& e) {
-    EXPECT_EQ(e.code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
 }
 

@@ -17,9 +17,10 @@
 #include "expose/encoder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
-#include "shmetrics/http_exposer.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
 #include "util/subprocess.h"
@@ -55,15 +56,15 @@ class BadInputTest : public testing::HeapTest {
   std::string Exposition() const {
     std::string out;
     auto enc = expose::MakeEncoder(expose::Format::kOpenMetrics, &out);
-    EXPECT_TRUE(
-        collect::Collect(heap_->segment(), *enc, {.self_metrics = false, .process_metrics = false})
-            .ok());
+    EXPECT_TRUE(collect::Collect(shm::HeapAccess::segment(*heap_), *enc,
+                                 {.self_metrics = false, .process_metrics = false})
+                    .ok());
     enc->Finish();
     return out;
   }
 
   // Runs f, which must throw Error with `code` and a message containing `what`.
-  static void ExpectError(const std::function<void()>& f, absl::StatusCode code,
+  static void ExpectError(const std::function<void()>& f, ErrorCode code,
                           const std::string& what) {
     try {
       f();
@@ -74,7 +75,7 @@ class BadInputTest : public testing::HeapTest {
     }
   }
   static void ExpectInvalid(const std::function<void()>& f, const std::string& what) {
-    ExpectError(f, absl::StatusCode::kInvalidArgument, what);
+    ExpectError(f, ErrorCode::kInvalidArgument, what);
   }
 
   std::string before_;
@@ -101,7 +102,7 @@ TEST_F(BadInputTest, AbsurdHeapOptions) {
   ExpectInvalid([&] { Heap::Create(other, {.max_workers = 1 << 20}); }, "max_workers");
   EXPECT_THROW(Heap::Open(other), Error);  // nothing was left behind
   // An existing heap is not replaced.
-  ExpectError([&] { Heap::Create(name_); }, absl::StatusCode::kAlreadyExists, "already exists");
+  ExpectError([&] { Heap::Create(name_); }, ErrorCode::kAlreadyExists, "already exists");
   EXPECT_EQ(Exposition(), before_);
 }
 
@@ -114,27 +115,27 @@ TEST_F(BadInputTest, HeapFilesThatAreNotToBeTrusted) {
     Heap h = Heap::CreateAtPath(path);
     Registry(h).AddCounter("on_disk", "D").Labels().Inc(7);
   }
-  ExpectError([&] { Heap::OpenAtPath(dir + "/missing"); }, absl::StatusCode::kNotFound,
+  ExpectError([&] { Heap::OpenAtPath(dir + "/missing"); }, ErrorCode::kNotFound,
               "does not exist");
-  ExpectError([&] { Heap::OpenAtPath(dir); }, absl::StatusCode::kPermissionDenied,
+  ExpectError([&] { Heap::OpenAtPath(dir); }, ErrorCode::kPermissionDenied,
               "Is a directory");
 
   // Loose permissions: group or others may write it.
   ASSERT_EQ(chmod(path.c_str(), 0666), 0);
-  ExpectError([&] { Heap::OpenAtPath(path); }, absl::StatusCode::kPermissionDenied,
+  ExpectError([&] { Heap::OpenAtPath(path); }, ErrorCode::kPermissionDenied,
               "has mode 0666: group or others may write it");
   ASSERT_EQ(chmod(path.c_str(), 0620), 0);
-  ExpectError([&] { Heap::OpenAtPath(path); }, absl::StatusCode::kPermissionDenied, "0620");
+  ExpectError([&] { Heap::OpenAtPath(path); }, ErrorCode::kPermissionDenied, "0620");
   EXPECT_NO_THROW(Heap::OpenAtPath(path, {.allow_shared_write = true}));
   ASSERT_EQ(chmod(path.c_str(), 0600), 0);
 
   // Owned by another user. Only root can give a file away; CI runs the tests as root.
   if (geteuid() == 0) {
     ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
-    ExpectError([&] { Heap::OpenAtPath(path); }, absl::StatusCode::kPermissionDenied,
+    ExpectError([&] { Heap::OpenAtPath(path); }, ErrorCode::kPermissionDenied,
                 "is owned by uid 65534, not by this user (uid 0)");
     ExpectError([&] { Heap::OpenAtPath(path, {.read_only = true}); },
-                absl::StatusCode::kPermissionDenied, "owned by uid 65534");
+                ErrorCode::kPermissionDenied, "owned by uid 65534");
     Heap theirs = Heap::OpenAtPath(path, {.read_only = true, .allow_other_owner = true});
     EXPECT_THAT(Expose(theirs), HasSubstr("on_disk_total 7"));
     ASSERT_EQ(chown(path.c_str(), 0, 0), 0);
@@ -150,10 +151,10 @@ TEST_F(BadInputTest, HeapFilesThatAreNotToBeTrusted) {
     std::fclose(f);
   }
   ASSERT_EQ(chmod(garbage.c_str(), 0600), 0);
-  ExpectError([&] { Heap::OpenAtPath(garbage); }, absl::StatusCode::kDataLoss,
+  ExpectError([&] { Heap::OpenAtPath(garbage); }, ErrorCode::kDataLoss,
               "is not a shmetrics heap");
   ASSERT_EQ(truncate(path.c_str(), 5000), 0);
-  ExpectError([&] { Heap::OpenAtPath(path); }, absl::StatusCode::kDataLoss, "truncated");
+  ExpectError([&] { Heap::OpenAtPath(path); }, ErrorCode::kDataLoss, "truncated");
   std::filesystem::remove_all(dir);
   EXPECT_EQ(Exposition(), before_);
 }
@@ -189,8 +190,8 @@ TEST_F(BadInputTest, InvalidMetricAndLabelNames) {
       [&] {
         r.AddGauge("requests", "h", {"method", "code"});
       },
-      absl::StatusCode::kAlreadyExists, "already registered");
-  ExpectError([&] { r.AddCounter("requests", "h", {"method"}); }, absl::StatusCode::kAlreadyExists,
+      ErrorCode::kAlreadyExists, "already registered");
+  ExpectError([&] { r.AddCounter("requests", "h", {"method"}); }, ErrorCode::kAlreadyExists,
               "already registered");
   EXPECT_EQ(Exposition(), before_);
 }
@@ -223,7 +224,7 @@ TEST_F(BadInputTest, AbsurdBucketLists) {
       [&] {
         r.AddHistogram("latency", "L", {"route"}, {.buckets = {0.1, 2}});
       },
-      absl::StatusCode::kAlreadyExists, "buckets [0.1, 1]");
+      ErrorCode::kAlreadyExists, "buckets [0.1, 1]");
   EXPECT_EQ(Exposition(), before_);
 }
 
@@ -297,9 +298,9 @@ TEST_F(BadInputTest, UpdatesRejectInvalidValuesAndChangeNothing) {
 TEST_F(BadInputTest, ReadOnlyHeapRefusesWrites) {
   Heap ro = Heap::Open(name_, {.read_only = true});
   Registry r(ro);
-  ExpectError([&] { r.AddCounter("new_family", "h"); }, absl::StatusCode::kFailedPrecondition,
+  ExpectError([&] { r.AddCounter("new_family", "h"); }, ErrorCode::kFailedPrecondition,
               "read-only");
-  ExpectError([&] { ro.AttachWorker(); }, absl::StatusCode::kFailedPrecondition, "read-only");
+  ExpectError([&] { ro.AttachWorker(); }, ErrorCode::kFailedPrecondition, "read-only");
   EXPECT_EQ(Exposition(), before_);
 }
 

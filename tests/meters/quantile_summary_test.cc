@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "meters/layout.h"
 #include "shmetrics/error.h"
-#include "shmetrics/http_exposer.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
 #include "util/subprocess.h"

@@ -13,6 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shmetrics/error.h"
 #include "util/heap_fixture.h"
@@ -63,9 +64,9 @@ TEST_F(RegistryTest, LabelSetsAreCanonicalWhateverTheOrder) {
 TEST_F(RegistryTest, WrongOrInvalidLabelValuesThrowAndChangeNothing) {
   auto& f = registry_->AddCounter("c", "C", {"a", "b"});
   f.Labels("x", "y").Inc();
-  absl::StatusCode code;
+  ErrorCode code;
   EXPECT_THAT(ErrorOf([&] { f.Labels("x"); }, &code), HasSubstr("has 2 label names [a, b]; got 1"));
-  EXPECT_EQ(code, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code, ErrorCode::kInvalidArgument);
   EXPECT_THAT(ErrorOf([&] {
                 f.Labels({{"a", "1"}, {"zz", "2"}});
               }),
@@ -80,9 +81,9 @@ TEST_F(RegistryTest, WrongOrInvalidLabelValuesThrowAndChangeNothing) {
 
 TEST_F(RegistryTest, NameAndLabelValidation) {
   auto expect_invalid = [&](auto f, const char* what) {
-    absl::StatusCode code = absl::StatusCode::kOk;
+    ErrorCode code = ErrorCode::kOk;
     EXPECT_THAT(ErrorOf(f, &code), HasSubstr(what));
-    EXPECT_EQ(code, absl::StatusCode::kInvalidArgument) << what;
+    EXPECT_EQ(code, ErrorCode::kInvalidArgument) << what;
   };
   expect_invalid([&] { registry_->AddCounter("1abc", "h"); }, "invalid metric name");
   expect_invalid([&] { registry_->AddCounter("a-b", "h"); }, "invalid metric name");
@@ -131,11 +132,11 @@ TEST_F(RegistryTest, ReRegistrationReturnsTheSameFamilyAndConflictsThrow) {
   auto& a = registry_->AddCounter("requests", "R", {"code"});
   auto& b = registry_->AddCounter("requests_total", "other help is fine", {"code"});
   EXPECT_EQ(&a, &b);
-  absl::StatusCode code;
+  ErrorCode code;
   EXPECT_THAT(ErrorOf([&] { registry_->AddGauge("requests", "R", {"code"}); }, &code),
               HasSubstr("already registered as a counter with labels [code]; cannot register it "
                         "as a gauge"));
-  EXPECT_EQ(code, absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(code, ErrorCode::kAlreadyExists);
   EXPECT_THAT(ErrorOf([&] { registry_->AddCounter("requests", "R", {"method"}); }),
               HasSubstr("already registered"));
   auto& h = registry_->AddHistogram("lat", "L", {}, {.buckets = {1, 2}});
@@ -183,7 +184,7 @@ TEST_F(RegistryTest, GaugeOperationsAndScopedHelpers) {
   }
   EXPECT_EQ(g.Value(), 6.5);
   {
-    auto t = g.StartTimer();
+    auto t = g.Time();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_GE(g.Value(), 0.019);
@@ -254,7 +255,7 @@ TEST_F(RegistryTest, RemoveClearAndChurnReuseSpace) {
     ASSERT_TRUE(f.Remove(id));
   }
   EXPECT_LE(heap_->usage().used_bytes, used + 64 * 1024);
-  EXPECT_TRUE(heap_->segment().Verify().ok());
+  EXPECT_TRUE(shm::HeapAccess::segment(*heap_).Verify().ok());
 }
 
 TEST_F(RegistryTest, CardinalityLimitSendsExtraChildrenToOverflow) {
@@ -272,7 +273,7 @@ TEST_F(RegistryTest, FullHeapDegradesToOverflowWithoutThrowing) {
   auto& f = registry.AddCounter("many", "M", {"id"}, {.max_children = 1000000});
   for (int i = 0; i < 20000; ++i) f.Labels(std::to_string(i)).Inc();
   EXPECT_LT(f.size(), 20000u);
-  EXPECT_GT(heap.segment().header().alloc_failures.load(), 0u);
+  EXPECT_GT(shm::HeapAccess::segment(heap).header().alloc_failures.load(), 0u);
   f.Labels("0").Inc();
   EXPECT_EQ(f.Labels("0").Value(), 2);
   Heap::Remove(small);

@@ -17,7 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shmetrics/error.h"
-#include "shmetrics/http_exposer.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/internal/percentile_buckets.h"
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
@@ -345,8 +345,8 @@ TEST_F(SpectatorTest, PercentileTimerCountsSpectatorBucketsAcrossProcesses) {
   EXPECT_EQ(t.TotalTime(), nanoseconds(1000020));
   // Rank 1 of 1001 is the 20 ns in [16, 21); the rest in [936, 1024).
   const double below = 100.0 / 1001;  // percent at or under the 20 ns
-  EXPECT_NEAR(t.Percentile(50), (936 + (50 - below) / (100 - below) * 88) * 1e-9, 1e-18);
-  EXPECT_NEAR(t.Percentile(100), 1024e-9, 1e-15);
+  EXPECT_NEAR(t.Quantile(0.5), (936 + (50 - below) / (100 - below) * 88) * 1e-9, 1e-18);
+  EXPECT_NEAR(t.Quantile(1), 1024e-9, 1e-15);
   const std::string text = Scrape();
   EXPECT_THAT(text, HasSubstr("# TYPE rpc_seconds histogram\n"));
   // le is each bucket's largest integer nanosecond: bucket 15 is [16, 21) -> 20 ns.
@@ -375,8 +375,8 @@ TEST_F(SpectatorTest, PercentileRangeTrimsBucketsAndClampsValues) {
   d.Record(100);
   EXPECT_EQ(d.Count(), 3u);
   EXPECT_EQ(d.TotalAmount(), 5000100u);  // the sum keeps recorded values
-  EXPECT_DOUBLE_EQ(d.Percentile(0), 16);
-  EXPECT_DOUBLE_EQ(d.Percentile(100), 1024);
+  EXPECT_DOUBLE_EQ(d.Quantile(0), 16);
+  EXPECT_DOUBLE_EQ(d.Quantile(1), 1024);
   const std::string text = Scrape();
   EXPECT_THAT(text, HasSubstr("items_bucket{le=\"20.0\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("items_bucket{le=\"1020.0\"} 3\n"));

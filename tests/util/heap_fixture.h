@@ -11,6 +11,7 @@
 #include "collect/collector.h"
 #include "expose/encoder.h"
 #include "gtest/gtest.h"
+#include "shm/heap_access.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/registry.h"
@@ -53,7 +54,7 @@ class HeapTest : public ::testing::Test {
   // Runs f and returns the message of the Error it throws (and its code, when asked), or ""
   // when it does not throw.
   template <typename F>
-  static std::string ErrorOf(F f, absl::StatusCode* code = nullptr) {
+  static std::string ErrorOf(F f, ErrorCode* code = nullptr) {
     try {
       f();
     } catch (const Error& e) {
@@ -67,8 +68,8 @@ class HeapTest : public ::testing::Test {
   static std::string Scrape(const Heap& heap) {
     std::string out;
     auto enc = expose::MakeEncoder(expose::Format::kOpenMetrics, &out);
-    const absl::Status s =
-        collect::Collect(heap.segment(), *enc, {.self_metrics = false, .process_metrics = false});
+    const absl::Status s = collect::Collect(shm::HeapAccess::segment(heap), *enc,
+                                            {.self_metrics = false, .process_metrics = false});
     EXPECT_TRUE(s.ok()) << s;
     enc->Finish();
     return out;

@@ -1,4 +1,4 @@
-#include "http/router.h"
+#include "http/responses.h"
 
 #include <utility>
 

@@ -1,4 +1,4 @@
-#include "http/router.h"
+#include "http/responses.h"
 
 #include <string>
 #include <utility>
@@ -15,7 +15,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 
-TEST(RouterTest, NotFound) {
+TEST(ResponsesTest, NotFound) {
   Response r = NotFound();
   EXPECT_EQ(r.status, 404);
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
@@ -23,21 +23,21 @@ TEST(RouterTest, NotFound) {
   EXPECT_THAT(r.extra_headers, IsEmpty());
 }
 
-TEST(RouterTest, MethodNotAllowedListsTheAllowedMethods) {
+TEST(ResponsesTest, MethodNotAllowedListsTheAllowedMethods) {
   Response r = MethodNotAllowed();
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.body, "Method Not Allowed\n");
   EXPECT_THAT(r.extra_headers, ElementsAre(Pair("Allow", "GET, HEAD")));
 }
 
-TEST(RouterTest, TextResponse) {
+TEST(ResponsesTest, TextResponse) {
   Response r = TextResponse(200, "OK\n");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/plain; charset=utf-8");
   EXPECT_EQ(r.body, "OK\n");
 }
 
-TEST(RouterTest, IsGetOrHead) {
+TEST(ResponsesTest, IsGetOrHead) {
   Request r;
   r.method = "GET";
   EXPECT_TRUE(IsGetOrHead(r));
@@ -49,7 +49,7 @@ TEST(RouterTest, IsGetOrHead) {
   EXPECT_FALSE(IsGetOrHead(r));
 }
 
-TEST(RouterTest, LandingPageEscapesAndLinks) {
+TEST(ResponsesTest, LandingPageEscapesAndLinks) {
   Response r = LandingPage("my <app> & \"co\"", "/metrics");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
@@ -59,7 +59,7 @@ TEST(RouterTest, LandingPageEscapesAndLinks) {
             "<p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n");
 }
 
-TEST(RouterTest, HtmlEscape) { EXPECT_EQ(HtmlEscape("a'b<>&\""), "a&#39;b&lt;&gt;&amp;&quot;"); }
+TEST(ResponsesTest, HtmlEscape) { EXPECT_EQ(HtmlEscape("a'b<>&\""), "a&#39;b&lt;&gt;&amp;&quot;"); }
 
 }  // namespace
 }  // namespace shmetrics::http

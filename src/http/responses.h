@@ -1,5 +1,6 @@
-// Small building blocks for the handler that routes the metrics endpoint: the canned responses
-// every route table needs (404, 405 with Allow, a plain-text body, the landing page).
+// The canned responses of the metrics endpoint's handler: 404, 405 with Allow, a plain-text body,
+// the landing page, and the GET/HEAD test they go with. The routing itself is a few `if`s in the
+// handler (see the example), not a table.
 //
 // Thread safety: pure functions, safe from any thread.
 //
@@ -13,8 +14,8 @@
 //     if (req.path == "/-/healthy") return TextResponse(200, "OK\n");
 //     ...
 //   }
-#ifndef SHMETRICS_SRC_HTTP_ROUTER_H_
-#define SHMETRICS_SRC_HTTP_ROUTER_H_
+#ifndef SHMETRICS_SRC_HTTP_RESPONSES_H_
+#define SHMETRICS_SRC_HTTP_RESPONSES_H_
 
 #include <string>
 #include <string_view>
@@ -43,4 +44,4 @@ namespace shmetrics::http {
 
 }  // namespace shmetrics::http
 
-#endif  // SHMETRICS_SRC_HTTP_ROUTER_H_
+#endif  // SHMETRICS_SRC_HTTP_RESPONSES_H_

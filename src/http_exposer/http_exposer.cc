@@ -2,55 +2,24 @@
 
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
+#include "collect/exposition.h"
 #include "expose/encoder.h"
 #include "expose/gzip.h"
 #include "expose/negotiate.h"
-#include "exposer/family_source.h"
+#include "http_exposer/family_source.h"
 #include "http/basic_auth.h"
 #include "http/query.h"
-#include "http/router.h"
+#include "http/responses.h"
 #include "http/server.h"
 #include "http/web_config.h"
+#include "shm/status_error.h"
 #include "shmetrics/error.h"
 
 namespace shmetrics {
-namespace {
-
-absl::Status CollectHeaps(const std::vector<Heap>& heaps, expose::Encoder& enc,
-                          const collect::CollectOptions& options) {
-  for (size_t i = 0; i < heaps.size(); ++i) {
-    collect::CollectOptions o = options;
-    // Self and process metrics come from the first heap only, so no family repeats.
-    if (i > 0) o.self_metrics = o.process_metrics = false;
-    if (absl::Status s = collect::Collect(heaps[i].segment(), enc, o); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
-                         const collect::CollectOptions& options, std::string* out) {
-  auto enc = expose::MakeEncoder(format, out);
-  if (absl::Status s = CollectHeaps(heaps, *enc, options); !s.ok()) return s;
-  enc->Finish();
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-std::string Expose(const Heap& heap, ExpositionFormat format) {
-  std::string out;
-  const absl::Status s =
-      EncodeHeaps({heap},
-                  format == ExpositionFormat::kOpenMetrics ? expose::Format::kOpenMetrics
-                                                           : expose::Format::kPrometheus,
-                  {}, &out);
-  if (!s.ok()) throw Error(s);
-  return out;
-}
 
 WebOptions LoadWebConfigFile(const std::string& path) {
   auto config = http::LoadWebConfigFile(path);
-  if (!config.ok()) throw Error(config.status());
+  if (!config.ok()) throw ToError(config.status());
   return WebOptions{.tls_cert_file = std::move(config->tls_cert_file),
                     .tls_key_file = std::move(config->tls_key_file),
                     .tls_min_version = config->tls_min_version,
@@ -102,7 +71,7 @@ HttpExposer::HttpExposer(std::vector<Heap> heaps, const HttpExposerOptions& opti
           internal::FamilySource{.collect =
                                      [heaps = std::move(heaps)](expose::Encoder& enc,
                                                                 const collect::CollectOptions& o) {
-                                       return CollectHeaps(heaps, enc, o);
+                                       return collect::CollectHeaps(heaps, enc, o);
                                      }},
           options) {}
 
@@ -124,12 +93,12 @@ HttpExposer::HttpExposer(const internal::FamilySource& source, const HttpExposer
   so.tls_min_version = options.web.tls_min_version;
   if (!options.web.basic_auth_users.empty()) {
     auto auth = http::BasicAuth::Create(options.web.basic_auth_users);
-    if (!auth.ok()) throw Error(auth.status());
+    if (!auth.ok()) throw ToError(auth.status());
     impl_->auth = *std::move(auth);
   }
   Impl* impl = impl_.get();
   auto server = http::Server::Start(so, [impl](const http::Request& r) { return impl->Handle(r); });
-  if (!server.ok()) throw Error(server.status());
+  if (!server.ok()) throw ToError(server.status());
   impl_->server = std::move(*server);
 }
 

@@ -1,0 +1,27 @@
+// shmetrics::Expose: one exposition of a heap's metrics as a string, in the OpenMetrics or the
+// Prometheus text format, without any HTTP (for the endpoint, see http_exposer.h).
+//
+// Thread safety: safe from any thread. Process safety: any process attached to the heap may
+// expose it while others update it; each value is read atomically. On a heap open for writing,
+// an exposition resets the maxima (MaxGauge, Timer's max) as a scrape does.
+//
+// Example:
+//   std::string text = shmetrics::Expose(heap);  // "# TYPE requests counter\n..."
+#ifndef SHMETRICS_EXPOSITION_H_
+#define SHMETRICS_EXPOSITION_H_
+
+#include <string>
+
+#include "shmetrics/error.h"
+#include "shmetrics/heap.h"
+
+namespace shmetrics {
+
+enum class ExpositionFormat { kOpenMetrics, kPrometheus };
+
+// One exposition of every family of the heap. Throws Error kDataLoss when the heap is corrupt.
+std::string Expose(const Heap& heap, ExpositionFormat format = ExpositionFormat::kOpenMetrics);
+
+}  // namespace shmetrics
+
+#endif  // SHMETRICS_EXPOSITION_H_

@@ -1,1 +1,0 @@
-// Keeps every layer library non-empty while its folder is being filled in.
