@@ -3,9 +3,10 @@
 // A Registry is a process-local view of the families in a heap. Registering a family writes its
 // definition into the heap once; registering the same definition again — in this process, in a
 // forked worker, or in an unrelated process — returns the same family, so every process shares
-// the same series. A definition that conflicts (another type, label names, unit or buckets)
-// throws Error kAlreadyExists. Several registries may share one heap, each with its own name
-// prefix (a namespace).
+// the same series. A definition that conflicts (another type, set of label names, unit or
+// buckets), or whose exposition would share a sample name with another family's, throws Error
+// kAlreadyExists. Several registries may share one heap, each with its own name prefix (a
+// namespace).
 //
 // A family has fixed label names; Labels(values...) returns a child handle (Counter, Gauge, ...).
 // A lookup of an existing child is a lock-free hash probe in the heap; creating one takes the
