@@ -5,7 +5,12 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 
+#include "absl/strings/str_cat.h"
 #include "shm/segment.h"
 #include "shm/status_error.h"
 #include "shmetrics/error.h"
@@ -18,11 +23,42 @@ std::atomic<uint32_t> g_worker_stripe{UINT32_MAX};
 std::atomic<uint64_t> g_worker_epoch{0};
 
 namespace {
-// A forked child is not its parent's worker until it claims an id of its own.
-[[maybe_unused]] const int g_atfork = pthread_atfork(nullptr, nullptr, [] {
-  g_worker_stripe.store(UINT32_MAX, std::memory_order_relaxed);
-  g_worker_epoch.store(0, std::memory_order_relaxed);
-});
+
+// The heap this process is a worker of: a process has one stripe (g_worker_stripe), so it may be
+// a worker of one heap only. A heap is known by its creation (creator pid and start, creation
+// time), the same for every mapping of its file, whatever name or Heap object reached it.
+struct HeapIdentity {
+  uint64_t created_unix_ns = 0;
+  uint64_t creator_pid = 0;
+  uint64_t creator_start_ticks = 0;
+  bool operator==(const HeapIdentity&) const = default;
+};
+struct Attachment {
+  HeapIdentity heap;
+  std::string description;         // for messages
+  std::weak_ptr<shm::Segment> by;  // the attachment ends when the Heap that made it is gone
+};
+
+std::mutex& AttachmentMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+std::optional<Attachment>& Attached() {
+  static auto* a = new std::optional<Attachment>;
+  return *a;
+}
+
+// A forked child is not its parent's worker until it claims an id of its own. The mutex is
+// held across fork() so the child inherits it unlocked.
+[[maybe_unused]] const int g_atfork =
+    pthread_atfork([] { AttachmentMutex().lock(); }, [] { AttachmentMutex().unlock(); },
+                   [] {
+                     g_worker_stripe.store(UINT32_MAX, std::memory_order_relaxed);
+                     g_worker_epoch.store(0, std::memory_order_relaxed);
+                     Attached().reset();
+                     AttachmentMutex().unlock();
+                   });
+
 }  // namespace
 
 }  // namespace internal
@@ -101,10 +137,31 @@ std::vector<std::string> Heap::List() {
   return names;
 }
 
+namespace {
+internal::HeapIdentity IdentityOf(const shm::Segment& seg) {
+  const shm::Header& h = seg.header();
+  return {h.created_unix_ns, h.creator_pid, h.creator_start_ticks};
+}
+}  // namespace
+
 uint32_t Heap::AttachWorker() {
+  std::scoped_lock lock(internal::AttachmentMutex());
+  const internal::HeapIdentity self = IdentityOf(*segment_);
+  std::optional<internal::Attachment>& attached = internal::Attached();
+  if (attached.has_value() && !(attached->heap == self) && !attached->by.expired()) {
+    throw ToError(absl::FailedPreconditionError(
+        absl::StrCat("cannot attach this process as a worker of ", segment_->location().Describe(),
+                     ": it is already a worker of ", attached->description,
+                     ", and a process writes its per-worker cells in one stripe, so it can be a "
+                     "worker of one heap only (DetachWorker there first)")));
+  }
   const uint32_t id = ValueOrThrow(segment_->ClaimWorker());
   internal::g_worker_epoch.store(segment_->ClaimedEpoch(), std::memory_order_relaxed);
   internal::g_worker_stripe.store(id, std::memory_order_relaxed);
+  // Again on the same heap: the attachment lasts as long as the Heap that made it first.
+  if (!attached.has_value() || !(attached->heap == self) || attached->by.expired()) {
+    attached = internal::Attachment{self, segment_->location().Describe(), segment_};
+  }
   return id;
 }
 
@@ -115,6 +172,9 @@ std::optional<uint32_t> Heap::worker_id() const {
 }
 
 void Heap::DetachWorker() {
+  std::scoped_lock lock(internal::AttachmentMutex());
+  std::optional<internal::Attachment>& attached = internal::Attached();
+  if (attached.has_value() && attached->heap == IdentityOf(*segment_)) attached.reset();
   if (auto id = worker_id()) {
     segment_->ReleaseWorker(*id);
     internal::g_worker_stripe.store(UINT32_MAX, std::memory_order_relaxed);

@@ -33,18 +33,22 @@ class Gauge {
       : cells_(reinterpret_cast<internal::Cell*>(ref.record + internal::kSeriesCellsOffset)),
         stripes_(ref.family->stripes()),
         stride_(ref.family->stripe_stride()),
+        ttl_ns_(ref.family->ttl_ns()),
         stamp_(ref.family->stripes() > 1 || ref.family->ttl_ns() != 0) {}
 
   void Set(double v) noexcept {
     internal::Cell* c = Mine();
     c[internal::GaugeCells::kValue].StoreDouble(v);
-    Stamp(c);
+    Stamp(c, stamp_ ? internal::NowUnixNanos() : 0);
   }
+  // With a time-to-live, Inc on a value past it starts from 0, as if it had never been set
+  // (two processes racing at that moment on a shared gauge may lose one's increment).
   void Inc(double v = 1) noexcept {
     internal::Cell* c = Mine();
-    Adopt(c);
+    const uint64_t now = stamp_ ? internal::NowUnixNanos() : 0;
+    Adopt(c, now);
     c[internal::GaugeCells::kValue].AddDouble(v);
-    Stamp(c);
+    Stamp(c, now);
   }
   void Dec(double v = 1) noexcept { Inc(-v); }
   // Sets the gauge to the current Unix time in seconds.
@@ -81,15 +85,20 @@ class Gauge {
   // A stripe last written by an earlier process in this worker slot (one that died, say in the
   // middle of a TrackInProgress scope) holds that process's value: its successor starts from 0
   // instead of adding to it. Only the slot's owner writes the stripe, so load-then-store is safe.
-  void Adopt(internal::Cell* c) const noexcept {
-    if (stripes_ > 1 && c[internal::GaugeCells::kEpoch].Load() !=
-                            internal::g_worker_epoch.load(std::memory_order_relaxed)) {
+  // Likewise a value past its time-to-live (the collector no longer shows it) is not added to.
+  void Adopt(internal::Cell* c, uint64_t now) const noexcept {
+    if ((stripes_ > 1 && c[internal::GaugeCells::kEpoch].Load() !=
+                             internal::g_worker_epoch.load(std::memory_order_relaxed)) ||
+        (ttl_ns_ != 0 && Expired(c[internal::GaugeCells::kStamp].Load(), now))) {
       c[internal::GaugeCells::kValue].StoreDouble(0);
     }
   }
-  void Stamp(internal::Cell* c) const noexcept {
+  bool Expired(uint64_t stamp, uint64_t now) const noexcept {
+    return now > stamp && now - stamp > ttl_ns_;
+  }
+  void Stamp(internal::Cell* c, uint64_t now) const noexcept {
     if (!stamp_) return;
-    c[internal::GaugeCells::kStamp].Store(internal::NowUnixNanos());
+    c[internal::GaugeCells::kStamp].Store(now);
     if (stripes_ > 1)
       c[internal::GaugeCells::kEpoch].Store(
           internal::g_worker_epoch.load(std::memory_order_relaxed));
@@ -98,7 +107,8 @@ class Gauge {
   internal::Cell* cells_;
   uint32_t stripes_;
   uint32_t stride_;
-  bool stamp_;  // per-worker, or with a time-to-live: Set and Inc record when
+  uint64_t ttl_ns_;  // 0: none
+  bool stamp_;       // per-worker, or with a time-to-live: Set and Inc record when
 };
 
 class Gauge::InProgress {

@@ -85,9 +85,15 @@ class Heap {
   static std::vector<std::string> List();
 
   // Claims a stable worker id for the calling process: the lowest id whose previous owner is
-  // gone, so a respawned worker takes the id of the one it replaces. Idempotent per process.
-  // Call it in each worker after fork(). Throws Error kResourceExhausted when max_workers live
-  // processes hold ids, kFailedPrecondition when the heap was opened read-only.
+  // gone, so a respawned worker takes the id of the one it replaces. Idempotent per process,
+  // whichever Heap object of the same heap (another Open of the same file) it is called on.
+  // Call it in each worker after fork(). A process is a worker of one heap at a time (its
+  // per-worker cells are one stripe, whatever the heap): attaching to a second heap throws
+  // kFailedPrecondition naming both, until DetachWorker on the first or until every copy of the
+  // Heap object that attached is destroyed. A forked child is attached to none. Heaps are told
+  // apart by their creation (creator pid and time in the header), not by name or object.
+  // Throws Error kResourceExhausted when max_workers live processes hold ids,
+  // kFailedPrecondition when the heap was opened read-only or as above.
   uint32_t AttachWorker();
   // The id claimed by this process, if any (a forked child does not inherit its parent's).
   std::optional<uint32_t> worker_id() const;

@@ -3,9 +3,10 @@
 // A Registry is a process-local view of the families in a heap. Registering a family writes its
 // definition into the heap once; registering the same definition again — in this process, in a
 // forked worker, or in an unrelated process — returns the same family, so every process shares
-// the same series. A definition that conflicts (another type, label names, unit or buckets)
-// throws Error kAlreadyExists. Several registries may share one heap, each with its own name
-// prefix (a namespace).
+// the same series. A definition that conflicts (another type, set of label names, unit or
+// buckets), or whose exposition would share a sample name with another family's, throws Error
+// kAlreadyExists. Several registries may share one heap, each with its own name prefix (a
+// namespace).
 //
 // A family has fixed label names; Labels(values...) returns a child handle (Counter, Gauge, ...).
 // A lookup of an existing child is a lock-free hash probe in the heap; creating one takes the
@@ -62,7 +63,13 @@
 
 namespace shmetrics {
 
-// Limits enforced at registration and lookup.
+// Limits enforced at registration and lookup. Prometheus and OpenMetrics set no length limit on
+// names (a Prometheus server may: label_name_length_limit); these bounds keep a mistaken name
+// from filling the heap. A metric name counts the registry prefix and the unit suffix; a
+// stateset's name is also a label name. An empty HELP text is accepted (no HELP line is
+// written); the help of a family is the first registration's.
+inline constexpr size_t kMaxMetricNameBytes = 1024;
+inline constexpr size_t kMaxLabelNameBytes = 256;
 inline constexpr size_t kMaxLabelValueBytes = 4096;
 inline constexpr size_t kMaxHelpBytes = 16384;
 inline constexpr size_t kMaxBuckets = 1024;
@@ -162,12 +169,21 @@ struct HistogramOptions {
 };
 
 struct RegistryOptions {
-  // Default: none. Prefix of every metric name ("shop" makes "shop_http_requests").
+  // Default: none. Prefix of every metric name ("shop" makes "shop_http_requests"): a valid
+  // metric name, so it may hold ':' ("ns:sub" makes "ns:sub_x"); a stateset's full name is
+  // also a label name, so a prefix with ':' refuses every stateset (kInvalidArgument).
   std::string prefix = {};
-  // Default: none. Labels added to every series of every family of this registry.
+  // Default: none. Labels added to every series of every family of this registry. Refused
+  // (kInvalidArgument): names the exposition adds itself ("le", "quantile", "worker_id"),
+  // invalid or "__" names; a family that declares a const label's name, or a stateset named
+  // like one, is refused at registration.
   std::map<std::string, std::string> const_labels = {};
   // Default: true. Also read common labels from SHMETRICS_COMMON_LABELS ("app=shop,region=eu"),
-  // as Spectator does with common tags. Explicit const_labels win over the variable.
+  // as Spectator does with common tags. Explicit const_labels win over the variable. Pairs are
+  // separated by commas, spaces around a pair are ignored, a value runs from the first '=' to
+  // the next unescaped comma (so it may hold '='); write a comma in a value as "\," and a
+  // backslash as "\\". A name given twice, a pair without '=' or any other backslash is an
+  // error (kInvalidArgument), as are the names refused in const_labels.
   bool read_environment = true;
   // Default: 10000. Children per family before the overflow child is used.
   uint32_t max_children = 10000;
@@ -224,8 +240,8 @@ struct FamilySpec;
 
 class Registry {
  public:
-  // Throws Error kInvalidArgument for an invalid prefix or const label, or a malformed
-  // SHMETRICS_COMMON_LABELS.
+  // Throws Error kInvalidArgument for an invalid prefix or const label (see RegistryOptions),
+  // or a malformed SHMETRICS_COMMON_LABELS.
   explicit Registry(Heap heap, RegistryOptions options = {});
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
@@ -237,6 +253,17 @@ class Registry {
   // family is not registered yet), kResourceExhausted (the heap is full) or kDataLoss (the
   // heap's record of the family is corrupt). Nothing is recorded when it throws. The returned
   // family lives as long as the registry.
+  //
+  // kAlreadyExists also when a name the family's exposition writes — its name, its sample
+  // names (counter N: N_total and N_created; histogram N: N_bucket, N_count, N_sum, N_created;
+  // summary, timer, distribution summary N: N_count, N_sum, N_created; info N: N_info) or its
+  // companion families (timer N: N_max, N_sum_of_squares) — is one another family of the heap
+  // writes, or one the collector writes itself (shmetrics_*, process_*): counter "x" and gauge
+  // "x_total" cannot both exist. The message names both families and the sample.
+  //
+  // The same label names in another order are the same family, in this process and in any
+  // other: the returned family's Labels(values...) take the values in the order of this call
+  // (a family object per declared order; every one shares the same series).
   //
   // Counter names may end in "_total"; it is dropped from the family name and exposed again.
   CounterFamily& AddCounter(std::string_view name, std::string_view help, LabelNames labels = {},
@@ -285,7 +312,8 @@ class Registry {
   std::map<std::string, std::string> const_labels_;
   uint32_t max_children_;
   std::mutex mu_;  // guards families_; held across fork() by an atfork handler
-  std::map<std::string, std::unique_ptr<internal::FamilyBase>> families_;
+  // By name: one family object per order in which its label names were declared.
+  std::map<std::string, std::vector<std::unique_ptr<internal::FamilyBase>>> families_;
 };
 
 }  // namespace shmetrics

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <string_view>
 
@@ -176,34 +177,58 @@ absl::Status EncodeFamily(const shm::Segment& seg, expose::Encoder& enc, const F
   return absl::OkStatus();
 }
 
+using expose::MetricType::kCounter;
+using expose::MetricType::kGauge;
+
+// The self-metrics, in the order SelfMetrics writes them.
+constexpr expose::FamilyInfo kSelfFamilies[] = {
+    {"shmetrics_heap_used_bytes", kGauge, "Bytes of the heap allocated, free lists included.",
+     "bytes"},
+    {"shmetrics_heap_committed_bytes", kGauge, "Bytes of memory backing the heap.", "bytes"},
+    {"shmetrics_heap_max_bytes", kGauge, "Size the heap may grow to.", "bytes"},
+    {"shmetrics_heap_allocation_failures", kCounter,
+     "Allocations refused because the heap was full.", ""},
+    {"shmetrics_lock_recoveries", kCounter,
+     "Times a heap lock was recovered from a process that died holding it.", ""},
+    {"shmetrics_series_overflow", kCounter,
+     "Label lookups sent to a family's overflow series (child limit or full heap).", ""},
+};
+
+// A family the collector writes itself is selected by its name or one of its sample names.
+bool SelectedOwn(const CollectOptions& o, const expose::FamilyInfo& f) {
+  if (o.names.empty()) return true;
+  for (const std::string& n : meters::ClaimedNames(f.name, f.type)) {
+    if (std::find(o.names.begin(), o.names.end(), n) != o.names.end()) return true;
+  }
+  return false;
+}
+
 void SelfMetrics(const shm::Segment& seg, expose::Encoder& enc,
-                 const std::vector<FamilyView>& families) {
+                 const std::vector<FamilyView>& families, const CollectOptions& o) {
   const shm::Header& h = seg.header();
-  auto gauge = [&](std::string_view name, std::string_view help, double v) {
-    enc.BeginFamily({name, expose::MetricType::kGauge, help, "bytes"});
-    enc.Gauge({}, v);
-    enc.EndFamily();
+  const double values[] = {
+      static_cast<double>(h.used.load(std::memory_order_relaxed)),
+      static_cast<double>(h.committed.load(std::memory_order_relaxed)),
+      static_cast<double>(h.max_size),
+      static_cast<double>(h.alloc_failures.load(std::memory_order_relaxed)),
+      static_cast<double>(h.lock.recoveries() + h.worker_lock.recoveries() +
+                          h.exemplar_lock.recoveries()),
   };
-  gauge("shmetrics_heap_used_bytes", "Bytes of the heap allocated, free lists included.",
-        static_cast<double>(h.used.load(std::memory_order_relaxed)));
-  gauge("shmetrics_heap_committed_bytes", "Bytes of memory backing the heap.",
-        static_cast<double>(h.committed.load(std::memory_order_relaxed)));
-  gauge("shmetrics_heap_max_bytes", "Size the heap may grow to.", static_cast<double>(h.max_size));
-  enc.BeginFamily({"shmetrics_heap_allocation_failures", expose::MetricType::kCounter,
-                   "Allocations refused because the heap was full.", ""});
-  enc.Counter({}, static_cast<double>(h.alloc_failures.load(std::memory_order_relaxed)),
-              std::nullopt, nullptr);
-  enc.EndFamily();
-  enc.BeginFamily({"shmetrics_lock_recoveries", expose::MetricType::kCounter,
-                   "Times a heap lock was recovered from a process that died holding it.", ""});
-  enc.Counter({},
-              static_cast<double>(h.lock.recoveries() + h.worker_lock.recoveries() +
-                                  h.exemplar_lock.recoveries()),
-              std::nullopt, nullptr);
-  enc.EndFamily();
-  enc.BeginFamily({"shmetrics_series_overflow", expose::MetricType::kCounter,
-                   "Label lookups sent to a family's overflow series (child limit or full heap).",
-                   ""});
+  static_assert(std::size(values) + 1 == std::size(kSelfFamilies));
+  for (size_t i = 0; i < std::size(values); ++i) {
+    const expose::FamilyInfo& f = kSelfFamilies[i];
+    if (!SelectedOwn(o, f)) continue;
+    enc.BeginFamily(f);
+    if (f.type == kCounter) {
+      enc.Counter({}, values[i], std::nullopt, nullptr);
+    } else {
+      enc.Gauge({}, values[i]);
+    }
+    enc.EndFamily();
+  }
+  const expose::FamilyInfo& overflow = kSelfFamilies[std::size(values)];
+  if (!SelectedOwn(o, overflow)) return;
+  enc.BeginFamily(overflow);
   for (const FamilyView& f : families) {
     const uint64_t n = f.rec->overflowed.load(std::memory_order_relaxed);
     if (n == 0) continue;
@@ -237,8 +262,10 @@ absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const Collec
       return s;
     }
   }
-  if (options.self_metrics && options.names.empty()) SelfMetrics(seg, enc, families);
-  if (options.process_metrics && options.names.empty()) {
+  if (options.self_metrics) SelfMetrics(seg, enc, families, options);
+  const auto selected = [&](const expose::FamilyInfo& f) { return SelectedOwn(options, f); };
+  if (options.process_metrics &&
+      std::any_of(process::ProcessFamilies().begin(), process::ProcessFamilies().end(), selected)) {
     std::vector<std::string> label_values;
     std::vector<process::WorkerProcessStats> stats;
     label_values.reserve(infos.size() + 1);
@@ -253,15 +280,49 @@ absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const Collec
       if (w.alive) add(w.pid, std::to_string(w.id));
     }
     for (size_t i = 0; i < stats.size(); ++i) stats[i].worker_label_value = label_values[i];
-    process::EncodeProcessMetrics(enc, stats);
+    process::EncodeProcessMetrics(enc, stats, "worker_id", selected);
   }
   return absl::OkStatus();
+}
+
+std::span<const expose::FamilyInfo> CollectorFamilies() {
+  static const auto* all = [] {
+    auto* v =
+        new std::vector<expose::FamilyInfo>(std::begin(kSelfFamilies), std::end(kSelfFamilies));
+    for (const expose::FamilyInfo& f : process::ProcessFamilies()) v->push_back(f);
+    return v;
+  }();
+  return *all;
 }
 
 absl::Status VerifyMetrics(const shm::Segment& seg) {
   if (absl::Status s = seg.Verify(); !s.ok()) return s;
   auto families = ReadFamilies(seg);
   if (!families.ok()) return families.status();
+  // Which family (or collector family) writes each name; the first name written twice fails.
+  std::map<std::string, std::string> owner;
+  auto claim = [&](const std::vector<std::string>& names, const std::string& family) {
+    for (const std::string& n : names) {
+      const auto [it, inserted] = owner.emplace(n, family);
+      if (!inserted) {
+        return absl::DataLossError(
+            absl::StrCat(seg.location().Describe(), " holds clashing families: metric \"",
+                         it->second, "\" and metric \"", family, "\" both expose samples named \"",
+                         n, "\", which makes every scrape invalid"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (const expose::FamilyInfo& f : CollectorFamilies()) {
+    if (absl::Status s = claim(meters::ClaimedNames(f.name, f.type),
+                               absl::StrCat(std::string(f.name), " (the collector's own)"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  for (const FamilyView& f : *families) {
+    if (absl::Status s = claim(meters::ClaimedNames(f.def), f.def.name); !s.ok()) return s;
+  }
   for (const FamilyView& f : *families) {
     std::vector<std::string_view> values;
     absl::Status status;

@@ -10,6 +10,7 @@
 #ifndef SHMETRICS_SRC_COLLECT_COLLECTOR_H_
 #define SHMETRICS_SRC_COLLECT_COLLECTOR_H_
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -54,8 +55,15 @@ struct FamilySummary {
 absl::StatusOr<std::vector<FamilySummary>> ListFamilies(const shm::Segment& segment,
                                                         std::string* bad_family = nullptr);
 
-// Checks every family and series record, on top of Segment::Verify. For `inspect --verify`.
+// Checks every family and series record, on top of Segment::Verify, and that no two families
+// (nor a family and the collector's own, CollectorFamilies) write a sample of the same name
+// (see meters::ClaimedNames), as a heap written by an older version may. For
+// `inspect --verify`.
 absl::Status VerifyMetrics(const shm::Segment& segment);
+
+// The families the collector writes itself, shmetrics_* and process_*, from the lists that
+// write them: registration refuses a family whose names clash with one of them.
+std::span<const expose::FamilyInfo> CollectorFamilies();
 
 }  // namespace shmetrics::collect
 

@@ -265,7 +265,9 @@ void SeriesDecoder::Gauge(const Cell* cells) {
     any = true;
   }
   if (base == GaugeMode::kAll) return;
-  if (any || base == GaugeMode::kSum) enc_.Gauge(labels_, agg);
+  // A sum of no values is 0, unless the values are gone past their time-to-live: then, like
+  // a shared gauge past it, the series is not exposed.
+  if (any || (base == GaugeMode::kSum && f_.def.ttl_ns == 0)) enc_.Gauge(labels_, agg);
 }
 
 }  // namespace shmetrics::meters

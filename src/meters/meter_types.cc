@@ -194,6 +194,51 @@ SeriesShape ShapeOf(const Definition& d, uint32_t max_workers) {
   return s;
 }
 
+namespace {
+
+std::vector<std::string> Claims(std::string_view name, const MeterType& t) {
+  std::vector<std::string> out{std::string(name)};
+  for (std::string_view s : t.sample_suffixes) out.push_back(std::string(name) + std::string(s));
+  for (const CompanionFamily& c : t.companions)
+    out.push_back(std::string(name) + std::string(c.suffix));
+  return out;
+}
+
+std::vector<std::string_view> CollectClaimSuffixes() {
+  std::vector<std::string_view> out;
+  auto add = [&](std::string_view s) {
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  };
+  for (const MeterType& t : kMeterTypes) {
+    for (std::string_view s : t.sample_suffixes) add(s);
+    for (const CompanionFamily& c : t.companions) add(c.suffix);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> ClaimedNames(const Definition& d) {
+  return Claims(d.name, MeterTypeOf(d.type));
+}
+
+std::vector<std::string> ClaimedNames(std::string_view name, expose::MetricType type) {
+  for (const MeterType& t : kMeterTypes) {
+    if (t.exposed == type) {
+      std::vector<std::string> out{std::string(name)};
+      for (std::string_view s : t.sample_suffixes)
+        out.push_back(std::string(name) + std::string(s));
+      return out;
+    }
+  }
+  return {std::string(name)};
+}
+
+std::span<const std::string_view> ClaimSuffixes() {
+  static const auto* suffixes = new std::vector<std::string_view>(CollectClaimSuffixes());
+  return *suffixes;
+}
+
 bool ParametersAreSane(const Definition& d) {
   if (!SketchIsSane(d)) return false;
   const MeterType* t = FindMeterType(static_cast<uint32_t>(d.type));

@@ -12,7 +12,9 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "expose/encoder.h"
 #include "meters/layout.h"
@@ -84,6 +86,19 @@ struct SeriesShape {
 };
 // REQUIRES: d is valid (a validated or decoded definition).
 SeriesShape ShapeOf(const Definition& d, uint32_t max_workers);
+
+// Every name the exposition of family `d` writes, in both text formats: its family name, each
+// sample name (the name plus each of the type's sample suffixes) and each companion family's
+// name. No two families of one exposition may share any of these (Prometheus drops a scrape
+// that holds a sample twice); the registry refuses a family that would, and VerifyMetrics
+// flags a heap that holds such a pair.
+std::vector<std::string> ClaimedNames(const Definition& d);
+// The same for a family that is not a meter (the collector's own): the first meter type
+// exposed as `type` gives the sample suffixes.
+std::vector<std::string> ClaimedNames(std::string_view name, expose::MetricType type);
+// Every suffix ClaimedNames appends to a family name, each once: stripping each from a claimed
+// name gives the names of the families that may claim it.
+std::span<const std::string_view> ClaimSuffixes();
 
 // Whether an untrusted definition's meter parameters are consistent with its type.
 bool ParametersAreSane(const Definition& d);

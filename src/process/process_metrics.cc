@@ -53,9 +53,11 @@ constexpr FamilySpec kFamilies[] = {
 }  // namespace
 
 void EncodeProcessMetrics(expose::Encoder& enc, std::span<const WorkerProcessStats> workers,
-                          std::string_view label_name) {
+                          std::string_view label_name,
+                          const std::function<bool(const expose::FamilyInfo&)>& selected) {
   if (workers.empty()) return;
   for (const FamilySpec& family : kFamilies) {
+    if (selected && !selected(family.info)) continue;
     enc.BeginFamily(family.info);
     for (const WorkerProcessStats& w : workers) {
       const expose::Label labels[] = {{label_name, w.worker_label_value}};
@@ -68,6 +70,15 @@ void EncodeProcessMetrics(expose::Encoder& enc, std::span<const WorkerProcessSta
     }
     enc.EndFamily();
   }
+}
+
+std::span<const expose::FamilyInfo> ProcessFamilies() {
+  static const auto* infos = [] {
+    auto* v = new std::vector<expose::FamilyInfo>;
+    for (const FamilySpec& f : kFamilies) v->push_back(f.info);
+    return v;
+  }();
+  return *infos;
 }
 
 }  // namespace shmetrics::process

@@ -29,8 +29,10 @@
 #ifndef SHMETRICS_SRC_PROCESS_PROCESS_METRICS_H_
 #define SHMETRICS_SRC_PROCESS_PROCESS_METRICS_H_
 
+#include <functional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "expose/encoder.h"
 #include "process/proc_stats.h"
@@ -50,10 +52,16 @@ struct WorkerProcessStats {
 // is empty, so no metadata-only families appear. Counters carry no created timestamp and no
 // exemplar. Does not call enc.Finish(): the caller's exposition goes on after these families.
 //
+// With `selected`, only the families it accepts are emitted (a name[] filter).
 // REQUIRES: label_name is a valid label name; the worker label values are distinct, and no
-// other family of the exposition uses these names.
+// other family of the exposition uses these names (the registry refuses them: see
+// ProcessFamilies).
 void EncodeProcessMetrics(expose::Encoder& enc, std::span<const WorkerProcessStats> workers,
-                          std::string_view label_name = "worker_id");
+                          std::string_view label_name = "worker_id",
+                          const std::function<bool(const expose::FamilyInfo&)>& selected = {});
+
+// The families above, in the order emitted: the list the registry checks names against.
+std::span<const expose::FamilyInfo> ProcessFamilies();
 
 }  // namespace shmetrics::process
 

@@ -6,6 +6,7 @@
 #include <limits>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -19,7 +20,6 @@ namespace shmetrics::registry {
 
 using meters::Definition;
 using meters::MeterType;
-
 
 std::string Quoted(std::string_view s) {
   return absl::StrCat("\"", std::string(s.substr(0, 200)), s.size() > 200 ? "...\"" : "\"");
@@ -52,7 +52,41 @@ std::string Describe(const Definition& d) {
   return s;
 }
 
+std::string Differences(const Definition& a, const Definition& b) {
+  std::vector<std::string> d;
+  if (a.type != b.type) {
+    d.push_back(absl::StrCat("type ", std::string(meters::MeterTypeOf(a.type).name), " vs ",
+                             std::string(meters::MeterTypeOf(b.type).name)));
+  }
+  if (a.label_names != b.label_names) {
+    d.push_back(absl::StrCat("label names [", absl::StrJoin(a.label_names, ", "), "] vs [",
+                             absl::StrJoin(b.label_names, ", "), "]"));
+  }
+  if (a.unit != b.unit) d.push_back(absl::StrCat("unit ", Quoted(a.unit), " vs ", Quoted(b.unit)));
+  if (a.const_labels != b.const_labels) d.push_back("const labels");
+  if (a.bounds != b.bounds) d.push_back("buckets");
+  if (a.states != b.states) d.push_back("states");
+  if (a.gauge_mode != b.gauge_mode) d.push_back("gauge mode");
+  if (a.striped != b.striped) d.push_back("striping");
+  if (a.ttl_ns != b.ttl_ns) d.push_back("ttl");
+  if (a.quantiles != b.quantiles || a.max_age_ns != b.max_age_ns ||
+      a.age_buckets != b.age_buckets || a.relative_accuracy != b.relative_accuracy ||
+      a.min_value != b.min_value || a.max_value != b.max_value) {
+    d.push_back("quantile options");
+  }
+  if (a.percentile_first != b.percentile_first || a.percentile_last != b.percentile_last) {
+    d.push_back("percentile range");
+  }
+  if (d.empty()) return "the definitions are the same";
+  return absl::StrCat("they differ in ", absl::StrJoin(d, "; "));
+}
+
 void ValidateLabelName(std::string_view family, std::string_view label) {
+  if (label.size() > kMaxLabelNameBytes) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("label name ", Quoted(label), " for metric ", Quoted(family), " is ",
+                       label.size(), " bytes; the limit is ", kMaxLabelNameBytes));
+  }
   if (!meters::IsValidLabelName(label)) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("invalid label name ", Quoted(label), " for metric ", Quoted(family),
@@ -83,6 +117,12 @@ namespace {
 // The full name: checked, without the type's dropped suffix, with prefix and unit.
 std::string FullName(const internal::FamilySpec& spec, std::string_view prefix) {
   const MeterType& type = meters::MeterTypeOf(spec.type);
+  auto too_long = [](std::string_view n) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("metric name ", Quoted(n), " is ", n.size(), " bytes; the limit is ",
+                       kMaxMetricNameBytes, " (prefix and unit included)"));
+  };
+  if (spec.name.size() > kMaxMetricNameBytes) too_long(spec.name);
   std::string name(spec.name);
   if (!meters::IsValidMetricName(name)) {
     Throw(absl::StatusCode::kInvalidArgument,
@@ -109,6 +149,20 @@ std::string FullName(const internal::FamilySpec& spec, std::string_view prefix) 
                          ": must match [a-zA-Z0-9_]+"));
     }
     if (!EndsWith(name, "_" + spec.unit)) absl::StrAppend(&name, "_", spec.unit);
+  }
+  if (name.size() > kMaxMetricNameBytes) too_long(name);
+  if (name.substr(0, 2) == "__") {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("metric name ", Quoted(name),
+                       " is reserved: names starting with \"__\" belong to Prometheus"));
+  }
+  // A stateset's name is also the label of its states: it must be a label name too.
+  if (type.name_is_label && (!meters::IsValidLabelName(name) || name.size() > kMaxLabelNameBytes)) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("stateset name ", Quoted(name),
+                       " must also be a valid label name (it labels the states): [a-zA-Z_]"
+                       "[a-zA-Z0-9_]* of at most ",
+                       kMaxLabelNameBytes, " bytes, so no ':', in the prefix either"));
   }
   for (std::string_view s : type.reserved_suffixes) {
     if (EndsWith(name, s)) {
@@ -145,6 +199,11 @@ void CheckHelpAndLabels(const internal::FamilySpec& spec, const std::string& nam
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("metric ", Quoted(name), " has ", spec.labels.size(),
                        " labels; the limit is ", kMaxLabels));
+  }
+  if (meters::MeterTypeOf(spec.type).name_is_label && const_labels.count(name) != 0) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("stateset ", Quoted(name),
+                       " is named like a const label of the registry; its states use that label"));
   }
   std::set<std::string> seen;
   for (const std::string& l : spec.labels) {

@@ -49,6 +49,11 @@ meters::Definition MakeDefinition(const internal::FamilySpec& spec, std::string_
 
 // "type with labels [...], unit ..., ...": a definition in messages.
 std::string Describe(const meters::Definition& d);
+
+// What differs between two definitions of one name, for messages: "they differ in label names
+// [a, b] vs [a, c]; unit ...".
+std::string Differences(const meters::Definition& a, const meters::Definition& b);
+
 // s in double quotes, cut at 200 bytes.
 std::string Quoted(std::string_view s);
 bool EndsWith(std::string_view s, std::string_view suffix);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "collect/collector.h"
 #include "meters/meter_types.h"
 #include "registry/definition.h"
 #include "shm/status_error.h"
@@ -59,49 +60,45 @@ class UndoGuard {
   bool committed_ = false;
 };
 
-bool HasCompanions(uint32_t type) {
-  const meters::MeterType* t = meters::FindMeterType(type);
-  return t != nullptr && !t->companions.empty();
-}
+}  // namespace
 
-// A timer or distribution summary N is exposed with two gauge families, N_max and
-// N_sum_of_squares: refuse a definition that would make two families of one name.
-void CheckCompanionNames(const shm::Segment& seg, uint64_t root, const Definition& def) {
-  auto clash = [&](std::string_view other) {
+void CheckClaimedNames(const shm::Segment& seg, uint64_t root, const Definition& def) {
+  const std::vector<std::string> claims = meters::ClaimedNames(def);
+  auto clash = [&](std::string_view other, std::string_view other_type, std::string_view sample) {
     Throw(absl::StatusCode::kAlreadyExists,
-          absl::StrCat("metric ", Quoted(def.name), " would clash with metric ", Quoted(other),
-                       ": a timer or distribution summary N is also exposed as N_max and "
-                       "N_sum_of_squares"));
+          absl::StrCat("metric ", Quoted(def.name), " (",
+                       std::string(meters::MeterTypeOf(def.type).name),
+                       ") would clash with metric ", Quoted(other), " (", std::string(other_type),
+                       "): both would expose samples named ", Quoted(sample)));
   };
-  for (const meters::CompanionFamily& c : meters::MeterTypeOf(def.type).companions) {
-    const std::string other = def.name + std::string(c.suffix);
-    if (seg.Find(root, other) != 0) clash(other);
-  }
-  // Is def.name a companion name of an existing family? Suffixes of every type, each once.
-  std::vector<std::string_view> suffixes;
-  for (const meters::MeterType& t : meters::AllMeterTypes()) {
-    for (const meters::CompanionFamily& c : t.companions) {
-      if (std::find(suffixes.begin(), suffixes.end(), c.suffix) == suffixes.end()) {
-        suffixes.push_back(c.suffix);
+  for (const std::string& name : claims) {
+    // The collector's own families.
+    for (const expose::FamilyInfo& own : collect::CollectorFamilies()) {
+      for (const std::string& n : meters::ClaimedNames(own.name, own.type)) {
+        if (n == name) clash(own.name, "written by the collector itself", name);
       }
     }
-  }
-  for (std::string_view c : suffixes) {
-    if (!EndsWith(def.name, c)) continue;
-    const std::string stem = def.name.substr(0, def.name.size() - c.size());
-    const uint64_t off = seg.Find(root, stem);
-    if (off == 0) continue;
-    const auto* rec = reinterpret_cast<const FamilyRecord*>(seg.Checked(off, sizeof(FamilyRecord)));
-    if (rec != nullptr && HasCompanions(rec->type)) clash(stem);
+    // The families that may claim `name`: the one of that name, and each stem of it.
+    auto check_owner = [&](std::string_view stem) {
+      if (stem.empty() || stem == def.name) return;
+      const uint64_t off = seg.Find(root, stem);
+      if (off == 0) return;
+      const Definition other = ReadHeapDefinition(seg, off, stem);
+      for (const std::string& n : meters::ClaimedNames(other)) {
+        if (n == name) clash(other.name, meters::MeterTypeOf(other.type).name, name);
+      }
+    };
+    check_owner(name);
+    for (std::string_view suffix : meters::ClaimSuffixes()) {
+      if (EndsWith(name, suffix))
+        check_owner(std::string_view(name).substr(0, name.size() - suffix.size()));
+    }
   }
 }
-
-}  // namespace
 
 uint64_t CreateFamilyRecords(shm::Segment& seg, uint64_t root, const Definition& def,
                              uint32_t max_children) {
   const std::string blob = meters::EncodeDefinition(def);
-  CheckCompanionNames(seg, root, def);
   const meters::SeriesShape shape = meters::ShapeOf(def, seg.header().max_workers);
   UndoGuard undo(seg);
   const uint64_t blob_off = undo.Block(seg.Allocate(blob.size(), shm::BlockKind::kBlob));

@@ -15,9 +15,16 @@
 
 namespace shmetrics::registry {
 
-// Creates the family `def` in the heap and returns its record's offset. Throws Error
-// kAlreadyExists when its companion names clash with a family (or it is a companion name of
-// one), or the allocator's error (kResourceExhausted when the heap is full).
+// Throws Error kAlreadyExists when a name the exposition of `def` writes (a family, sample or
+// companion family name: meters::ClaimedNames) is also written by a family of the heap or by
+// the collector itself (collect::CollectorFamilies). Looks up only the families that may claim
+// each name: the one of that name and those named by it less one of meters::ClaimSuffixes.
+// Throws kDataLoss when one of those records is corrupt.
+// REQUIRES: the heap lock is held, so that the check and CreateFamilyRecords are one step.
+void CheckClaimedNames(const shm::Segment& seg, uint64_t root, const meters::Definition& def);
+
+// Creates the family `def` in the heap and returns its record's offset. Throws the allocator's
+// error (kResourceExhausted when the heap is full). Checks no names: CheckClaimedNames first.
 // REQUIRES: the heap lock is held; root has no entry named def.name.
 uint64_t CreateFamilyRecords(shm::Segment& seg, uint64_t root, const meters::Definition& def,
                              uint32_t max_children) ABSL_EXCLUSIVE_LOCKS_REQUIRED(seg.lock());

@@ -9,10 +9,13 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "meters/layout.h"
+#include "meters/meter_types.h"
 #include "meters/names.h"
 #include "registry/definition.h"
 #include "registry/heap_records.h"
@@ -61,25 +64,59 @@ void InstallAtForkOnce() {
   (void)installed;
 }
 
-std::map<std::string, std::string> ParseCommonLabels(const char* text) {
+// SHMETRICS_COMMON_LABELS: name=value pairs separated by commas; spaces around a pair are
+// ignored; a value runs to the next unescaped comma and may hold '='; "\," is a comma and "\\"
+// a backslash in a value. A name given twice is an error.
+std::map<std::string, std::string> ParseCommonLabels(std::string_view text) {
+  auto bad = [](std::string why) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("SHMETRICS_COMMON_LABELS: ", why,
+                       " (expected e.g. \"app=shop,region=eu\"; write a comma in a value as "
+                       "\\, and a backslash as \\\\)"));
+  };
+  // Split at unescaped commas, unescaping as we go.
+  std::vector<std::string> items(1);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == ',') {
+      items.emplace_back();
+    } else if (c == '\\') {
+      if (i + 1 == text.size() || (text[i + 1] != ',' && text[i + 1] != '\\')) {
+        bad(absl::StrCat("a backslash at byte ", i, " escapes neither a comma nor a backslash"));
+      }
+      items.back().push_back(text[++i]);
+    } else {
+      items.back().push_back(c);
+    }
+  }
   std::map<std::string, std::string> out;
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  for (std::string_view item : items) {
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     if (item.empty()) continue;
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos || eq == 0) {
-      Throw(absl::StatusCode::kInvalidArgument,
-            absl::StrCat("SHMETRICS_COMMON_LABELS: ", Quoted(item),
-                         " is not name=value (expected e.g. \"app=shop,region=eu\")"));
+      bad(absl::StrCat(Quoted(item), " is not name=value"));
     }
-    out.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1)));
+    if (!out.emplace(std::string(item.substr(0, eq)), std::string(item.substr(eq + 1))).second) {
+      bad(absl::StrCat("label ", Quoted(item.substr(0, eq)), " is given twice"));
+    }
   }
   return out;
+}
+
+// Const labels may not be a label the exposition adds itself to some family (le, quantile,
+// worker_id: the meter table's reserved labels).
+void CheckConstLabelName(std::string_view label) {
+  for (const meters::MeterType& t : meters::AllMeterTypes()) {
+    for (const meters::ReservedLabel& r : t.reserved_labels) {
+      if (label == r.label) {
+        Throw(absl::StatusCode::kInvalidArgument,
+              absl::StrCat("const label ", Quoted(label), " is reserved for ",
+                           std::string(r.reserved_for), ": the exposition adds it itself"));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -188,6 +225,7 @@ Registry::Registry(Heap heap, RegistryOptions options)
   for (auto& [k, v] : options.const_labels) const_labels_[k] = v;
   for (const auto& [k, v] : const_labels_) {
     ValidateLabelName("(const labels)", k);
+    CheckConstLabelName(k);
     ValidateLabelValue("(const labels)", k, v);
   }
   InstallAtForkOnce();
@@ -336,51 +374,59 @@ PercentileDistributionSummaryFamily& Registry::AddPercentileDistributionSummary(
 internal::FamilyBase& Registry::Register(Spec spec) {
   const Definition def = registry::MakeDefinition(spec, prefix_, const_labels_);
   const std::string& name = def.name;
+  auto refuse = [&](std::string_view where, const Definition& existing) {
+    Throw(absl::StatusCode::kAlreadyExists,
+          absl::StrCat("metric ", Quoted(name), " is already registered", std::string(where),
+                       " as a ", Describe(existing), "; cannot register it as a ", Describe(def),
+                       " (", registry::Differences(existing, def), ")"));
+  };
 
   // --- This process already has it? ---
+  // The same label names in another order are the same family (the heap keeps them sorted);
+  // each declared order has its own family object, whose Labels(...) follow that order.
   std::scoped_lock lock(mu_);
+  std::vector<std::unique_ptr<internal::FamilyBase>>* objects = nullptr;
   if (auto it = families_.find(name); it != families_.end()) {
-    const auto* rec = shm::HeapAccess::segment(heap_).At<FamilyRecord>(it->second->offset());
-    auto existing = meters::DecodeDefinition(
-        std::string_view(shm::HeapAccess::segment(heap_).base() + rec->definition, rec->definition_len));
-    if (!existing.ok() || !existing->SameShape(def) || it->second->label_names() != spec.labels) {
-      Throw(absl::StatusCode::kAlreadyExists,
-            absl::StrCat("metric ", Quoted(name), " is already registered as a ",
-                         existing.ok() ? Describe(*existing) : "different metric",
-                         "; cannot register it as a ", Describe(def)));
+    objects = &it->second;
+    const internal::FamilyBase& first = *objects->front();
+    const Definition existing =
+        registry::ReadHeapDefinition(shm::HeapAccess::segment(heap_), first.offset(), name);
+    if (!existing.SameShape(def)) refuse("", existing);
+    for (const auto& f : *objects) {
+      if (f->label_names() == spec.labels) return *f;
     }
-    return *it->second;
   }
 
   // --- The heap has it, or we create it ---
   shm::Segment& seg = shm::HeapAccess::segment(heap_);
-  if (seg.read_only()) {
-    Throw(absl::StatusCode::kFailedPrecondition,
-          absl::StrCat("cannot register ", Quoted(name), ": the heap is open read-only"));
-  }
-  const uint64_t root = seg.header().root_table.load(std::memory_order_acquire);
-  uint64_t family_off = seg.Find(root, name);
+  uint64_t family_off = objects != nullptr ? objects->front()->offset() : 0;
   if (family_off == 0) {
-    shm::MutexLock heap_lock(seg.lock());
+    if (seg.read_only()) {
+      Throw(absl::StatusCode::kFailedPrecondition,
+            absl::StrCat("cannot register ", Quoted(name), ": the heap is open read-only"));
+    }
+    const uint64_t root = seg.header().root_table.load(std::memory_order_acquire);
     family_off = seg.Find(root, name);
     if (family_off == 0) {
-      family_off = registry::CreateFamilyRecords(
-          seg, root, def, spec.max_children != 0 ? spec.max_children : max_children_);
+      shm::MutexLock heap_lock(seg.lock());
+      family_off = seg.Find(root, name);
+      if (family_off == 0) {
+        registry::CheckClaimedNames(seg, root, def);
+        family_off = registry::CreateFamilyRecords(
+            seg, root, def, spec.max_children != 0 ? spec.max_children : max_children_);
+      }
     }
   }
   // Compare with what the heap holds (another process may have registered it first).
   const Definition existing = registry::ReadHeapDefinition(seg, family_off, name);
-  if (!existing.SameShape(def)) {
-    Throw(absl::StatusCode::kAlreadyExists,
-          absl::StrCat("metric ", Quoted(name), " is already registered in the heap as a ",
-                       Describe(existing), "; cannot register it as a ", Describe(def)));
-  }
+  if (!existing.SameShape(def)) refuse(" in the heap", existing);
 
   // --- The family object ---
   std::unique_ptr<internal::FamilyBase> family = RegistryAccess::New(existing.type);
-  RegistryAccess::Init(*family, shm::HeapAccess::segment_ptr(heap_), family_off, existing, spec.labels);
+  RegistryAccess::Init(*family, shm::HeapAccess::segment_ptr(heap_), family_off, existing,
+                       spec.labels);
   internal::FamilyBase& ref = *family;
-  families_.emplace(name, std::move(family));
+  families_[name].push_back(std::move(family));
   // A family without labels exists at zero from registration on.
   if (spec.labels.empty()) (void)ref.Lookup({});
   return ref;

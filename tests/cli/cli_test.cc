@@ -13,13 +13,18 @@
 #include <filesystem>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "registry/definition.h"
+#include "registry/heap_records.h"
 #include "shm/heap_access.h"
+#include "shm/mutex_lock.h"
 #include "shm/segment.h"
+#include "shmetrics/error.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/registry.h"
@@ -36,6 +41,7 @@ using ::shmetrics::testing::PromtoolRejects;
 using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -358,6 +364,24 @@ TEST_F(CliTest, InspectVerifyPassesOnHealthyHeapAndFailsOnCorruptCopy) {
   ExpectOneLineError(RunTool({"inspect", "--heap", copy_}), 1, "corrupt family record");
   // The original is untouched.
   EXPECT_EQ(RunTool({"inspect", "--heap", name_, "--verify"}).exit_code, 0);
+}
+
+TEST_F(CliTest, InspectVerifyFlagsFamiliesWhoseSampleNamesClash) {
+  CreateHeapWithCounter();
+  // Registration refuses gauge cli_requests_total beside counter cli_requests; a heap written
+  // without that check (an older version) holds the pair: write its records directly.
+  ASSERT_THROW(registry_->AddGauge("cli_requests_total", "G"), Error);
+  internal::FamilySpec spec{.type = MetricType::kGauge, .name = "cli_requests_total", .help = "G"};
+  const meters::Definition def = registry::MakeDefinition(spec, "", {});
+  shm::Segment& seg = shm::HeapAccess::segment(*heap_);
+  {
+    shm::MutexLock lock(seg.lock());
+    registry::CreateFamilyRecords(seg, seg.header().root_table.load(), def, 10);
+  }
+  const Result r = RunTool({"inspect", "--heap", name_, "--verify"});
+  ExpectOneLineError(r, 1, "failed verification");
+  EXPECT_THAT(r.err, AllOf(HasSubstr("\"cli_requests\""), HasSubstr("\"cli_requests_total\""),
+                           HasSubstr("samples named \"cli_requests_total\"")));
 }
 
 TEST_F(CliTest, ListShowsTheHeapAndRmRemovesIt) {

@@ -139,6 +139,10 @@ inline std::vector<std::string> PythonProblems(const std::vector<std::string>& t
   return problems;
 }
 
+inline std::string PythonProblems(const std::string& text, bool openmetrics) {
+  return PythonProblems(std::vector<std::string>{text}, openmetrics)[0];
+}
+
 // "" when python's OpenMetrics parser accepts the text (it must end in # EOF), else its error.
 inline std::string OpenMetricsParserRejects(const std::string& text) {
   return PythonProblems(std::vector<std::string>{text}, /*openmetrics=*/true)[0];
