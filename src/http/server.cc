@@ -7,58 +7,42 @@
 
 #include "http/server.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cerrno>
-#include <exception>
+#include <chrono>
+#include <memory>
 #include <mutex>
-#include <optional>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "absl/base/internal/raw_logging.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "boost/asio/dispatch.hpp"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
-#include "boost/asio/post.hpp"
-#include "boost/asio/ssl/context.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
-#include "boost/asio/write.hpp"
-#include "boost/beast/core/flat_buffer.hpp"
-#include "boost/beast/http.hpp"
-#include "boost/beast/ssl/ssl_stream.hpp"
-#include "openssl/err.h"
-#include "openssl/ssl.h"
+#include "http/connection.h"
+#include "http/tls.h"
 
 namespace shmetrics::http {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
-using TlsStream = beast::ssl_stream<tcp::socket>;
 
-// How long and how much a connection is drained after an error response before it is closed.
-// Closing with unread input makes the kernel send RST, which can destroy the response before
-// the client reads it; draining a little first lets the client see the status.
-constexpr std::chrono::milliseconds kMaxLinger{2000};
-constexpr size_t kMaxLingerBytes = 1 << 20;
 // Pause before accepting again after accept() fails (e.g. EMFILE), so a full descriptor table
 // does not turn into a busy loop; the pending connection stays in the backlog meanwhile.
 constexpr std::chrono::milliseconds kAcceptRetry{50};
@@ -66,9 +50,6 @@ constexpr std::chrono::milliseconds kAcceptRetry{50};
 constexpr std::string_view kBusyResponse =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
     "Content-Length: 20\r\nConnection: close\r\n\r\nToo many connections";
-// Bytes asked of each read.
-constexpr size_t kReadChunk = 4096;
-constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // The listening sockets of the servers running in this process. A forked child closes its
 // copies at once (pthread_atfork), so a worker that outlives its master never holds the port:
@@ -104,65 +85,6 @@ std::string FormatEndpoint(const asio::ip::address& address, uint16_t port) {
   return absl::StrCat(address.to_string(), ":", port);
 }
 
-// Debian's Abseil is built with its own string_view, which std::string_view does not convert
-// to, so the few string utilities needed here are local.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return absl::ascii_tolower(static_cast<unsigned char>(x)) ==
-                  absl::ascii_tolower(static_cast<unsigned char>(y));
-         });
-}
-
-bool StartsWithIgnoreCase(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && EqualsIgnoreCase(text.substr(0, prefix.size()), prefix);
-}
-
-std::string_view StripWhitespace(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-bool IsTokenChar(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsValidFieldName(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), IsTokenChar);
-}
-
-bool IsValidFieldValue(std::string_view value) {
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
-}
-
-// Fields the server owns because they decide where a message ends.
-bool IsFramingField(std::string_view name) {
-  return EqualsIgnoreCase(name, "content-length") || EqualsIgnoreCase(name, "transfer-encoding") ||
-         EqualsIgnoreCase(name, "connection") || EqualsIgnoreCase(name, "keep-alive");
-}
-
-// Splits a request target into path and query, accepting the absolute form
-// ("http://host/path?q") that proxies send.
-void SplitTarget(std::string_view target, std::string_view* path, std::string_view* query) {
-  for (std::string_view scheme : {"http://", "https://"}) {
-    if (StartsWithIgnoreCase(target, scheme)) {
-      size_t slash = target.find_first_of("/?", scheme.size());
-      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-      break;
-    }
-  }
-  size_t q = target.find('?');
-  if (q == std::string_view::npos) {
-    *path = target;
-    *query = {};
-  } else {
-    *path = target.substr(0, q);
-    *query = target.substr(q + 1);
-  }
-  if (path->empty()) *path = "/";
-}
-
 absl::Status BindError(const char* what, const std::string& endpoint, const error_code& ec) {
   std::string message = absl::StrCat("cannot ", what, " on ", endpoint, ": ", ec.message());
   if (ec == asio::error::address_in_use) return absl::UnavailableError(message);
@@ -194,58 +116,6 @@ absl::Status ValidateOptions(const ServerOptions& o) {
   }
   return absl::OkStatus();
 }
-
-// The OpenSSL error queue's newest entry, for messages; clears the queue.
-std::string TlsErrorText(const error_code& ec) {
-  std::string text = ec.message();
-  if (unsigned long e = ERR_get_error(); e != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    text = buf;
-  }
-  ERR_clear_error();
-  return text;
-}
-
-// A server context holding the certificate chain and key of `o`: TLS 1.2 or later (1.3 with
-// tls_min_version 13), no renegotiation, no compression. Errors name the file at fault.
-absl::StatusOr<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const ServerOptions& o) {
-  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
-  SSL_CTX* native = ctx->native_handle();
-  SSL_CTX_set_min_proto_version(native, o.tls_min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
-  SSL_CTX_set_options(
-      native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-  error_code ec;
-  ctx->use_certificate_chain_file(o.tls_cert_file, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot load the TLS certificate chain from '",
-                                                   o.tls_cert_file, "': ", TlsErrorText(ec)));
-  }
-  ctx->use_private_key_file(o.tls_key_file, asio::ssl::context::pem, ec);
-  if (ec) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot load the TLS private key from '",
-                                                   o.tls_key_file, "': ", TlsErrorText(ec)));
-  }
-  if (SSL_CTX_check_private_key(native) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("the TLS private key '", o.tls_key_file,
-                                                   "' does not match the certificate '",
-                                                   o.tls_cert_file, "': ", TlsErrorText({})));
-  }
-  return ctx;
-}
-
-// What sessions need from the server. Lives in Server::Impl, which outlives every session.
-struct SharedState {
-  SharedState(ServerOptions o, Handler h) : options(std::move(o)), handler(std::move(h)) {}
-
-  const ServerOptions options;
-  const Handler handler;
-  // Set when options ask for TLS; every session's stream is created from it (OpenSSL allows
-  // that from several threads at once).
-  std::unique_ptr<asio::ssl::context> tls;
-  // Sessions count themselves in and out so the acceptor can enforce max_connections.
-  std::atomic<size_t> active_connections{0};
-};
 
 }  // namespace
 
@@ -292,309 +162,6 @@ class Server::Impl {
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(stop_mu_);
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 };
-
-namespace {
-
-// One connection, over a plain socket (Stream = tcp::socket) or TLS (Stream = TlsStream). Lives
-// as long as an operation on it is pending (each holds a shared_ptr); all its handlers run on
-// its strand, so its members need no lock.
-template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
-  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
-
- public:
-  Session(SharedState* server, tcp::socket socket)
-      : server_(server),
-        options_(server->options),
-        stream_(MakeStream(server, std::move(socket))),
-        timer_(stream_.get_executor()) {}
-
-  ~Session() {
-    CloseSocket();
-    server_->active_connections.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  // The first request (and the TLS handshake before it) must arrive within read_timeout of the
-  // accept, so a client that connects and says nothing holds a slot no longer than a slow one.
-  void Start() {
-    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
-      self->ArmDeadline(self->options_.read_timeout);
-      if constexpr (kTls) {
-        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](const error_code& ec) {
-          // Plain HTTP, a bad client hello, a timeout: the
-          // client gets no TLS session and the socket closes.
-          if (ec || self->timed_out_) return self->Close();
-          self->ReadRequest();
-        });
-      } else {
-        self->ReadRequest();
-      }
-    });
-  }
-
- private:
-  // The deadline covers whatever the connection is doing (reading a request, writing a response,
-  // idling, lingering). On expiry it shuts the socket down, which fails the pending operation.
-  void ArmDeadline(std::chrono::milliseconds timeout) {
-    timer_.expires_after(timeout);
-    timer_.async_wait([weak = this->weak_from_this()](const error_code& ec) {
-      if (ec) return;  // cancelled or re-armed
-      auto self = weak.lock();
-      if (!self) return;
-      // A re-arm may have raced with this expiry; only a deadline that has really passed counts.
-      if (self->timer_.expiry() > asio::steady_timer::clock_type::now()) return;
-      self->timed_out_ = true;
-      self->ShutdownSocket();
-    });
-  }
-
-  void DisarmDeadline() { timer_.cancel(); }
-
-  // Starts reading a request. The parsing loop is ours rather than http::async_read's:
-  // Beast 1.74 applies header_limit to each parse call only, and its read loop feeds the parser
-  // 512 bytes at a time while consuming complete fields, so a stream of small header fields
-  // would never hit the limit and would grow the message without bound. Here every byte the
-  // parser consumes before the header ends is counted against max_header_bytes.
-  void ReadRequest() {
-    parser_.emplace();
-    parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    parser_->body_limit(static_cast<std::uint64_t>(options_.max_body_bytes));
-    header_bytes_ = 0;
-    Parse();
-  }
-
-  // Feeds buffered input to the parser until the request is complete, input runs out (then
-  // reads more) or an error occurs.
-  void Parse() {
-    while (buffer_.size() > 0) {
-      const bool header_was_done = parser_->is_header_done();
-      error_code ec;
-      // The parser is not eager: a call that completes the header consumes no body byte, so
-      // `used` below is all header until is_header_done().
-      size_t used = parser_->put(buffer_.data(), ec);
-      buffer_.consume(used);
-      if (!header_was_done) {
-        header_bytes_ += used;
-        if (header_bytes_ > options_.max_header_bytes) {
-          return OnReadError(bhttp::error::header_limit);
-        }
-      }
-      if (ec == bhttp::error::need_more) break;
-      if (ec) return OnReadError(ec);
-      if (parser_->is_done()) return OnRequest();
-      if (!header_was_done && ExpectsContinue()) {
-        asio::async_write(stream_, asio::buffer(kContinueResponse.data(), kContinueResponse.size()),
-                          [self = this->shared_from_this()](const error_code& ec, size_t) {
-                            if (ec || self->timed_out_) return self->Close();
-                            self->Parse();
-                          });
-        return;
-      }
-    }
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = this->shared_from_this()](const error_code& ec, size_t n) {
-                              self->buffer_.commit(n);
-                              if (ec) return self->OnReadError(ec);
-                              self->Parse();
-                            });
-  }
-
-  bool ExpectsContinue() const {
-    auto expect = parser_->get()[bhttp::field::expect];
-    return EqualsIgnoreCase(StripWhitespace(std::string_view(expect.data(), expect.size())),
-                            "100-continue");
-  }
-
-  void OnReadError(const error_code& ec) {
-    if (timed_out_) return Close();
-    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
-      return SendError(431, "Request Header Fields Too Large");
-    }
-    if (ec == bhttp::error::body_limit) return SendError(413, "Content Too Large");
-    // A close (requests never end at EOF, so one mid-request is just an abandoned request), a
-    // socket error: nobody to tell.
-    if (ec.category() != bhttp::make_error_code(bhttp::error::bad_method).category()) {
-      return Close();
-    }
-    SendError(400, "Bad Request");
-  }
-
-  void OnRequest() {
-    DisarmDeadline();
-    const auto& msg = parser_->get();
-    Request request;
-    request.method = std::string_view(msg.method_string().data(), msg.method_string().size());
-    auto target = msg.target();
-    SplitTarget(std::string_view(target.data(), target.size()), &request.path, &request.query);
-    auto field = [&msg](bhttp::field f) {
-      auto v = msg[f];
-      return std::string_view(v.data(), v.size());
-    };
-    request.accept = field(bhttp::field::accept);
-    request.accept_encoding = field(bhttp::field::accept_encoding);
-    request.authorization = field(bhttp::field::authorization);
-    request.head = msg.method() == bhttp::verb::head;
-
-    Response response;
-    try {
-      response = server_->handler(request);
-    } catch (...) {
-      response = Response{.status = 500,
-                          .content_type = "text/plain; charset=utf-8",
-                          .body = "Internal Server Error\n"};
-    }
-    PrepareResponse(std::move(response), request.head, msg.version(), msg.keep_alive());
-    // The parser's storage backs `request`; it is not needed any more.
-    parser_.reset();
-    Write(/*close_after=*/!response_.keep_alive());
-  }
-
-  void PrepareResponse(Response response, bool head, unsigned version, bool keep_alive) {
-    response_ = {};
-    response_.version(version);
-    int status = response.status;
-    if (status < 200 || status > 599) status = 500;
-    response_.result(static_cast<unsigned>(status));
-    if (!response.content_type.empty() && IsValidFieldValue(response.content_type)) {
-      response_.set(bhttp::field::content_type, response.content_type);
-    }
-    if (!response.content_encoding.empty() && IsValidFieldValue(response.content_encoding)) {
-      response_.set(bhttp::field::content_encoding, response.content_encoding);
-    }
-    for (const auto& [name, value] : response.extra_headers) {
-      if (IsValidFieldName(name) && IsValidFieldValue(value) && !IsFramingField(name)) {
-        response_.insert(name, value);
-      }
-    }
-    if (status == 204 || status == 304) {
-      // No body may follow these, and 204 must not announce a length.
-      if (status == 304) response_.content_length(response.body.size());
-    } else {
-      response_.content_length(response.body.size());
-      // HEAD announces the GET body's length but sends none: the serializer writes the body
-      // it holds, whatever Content-Length says.
-      if (!head) response_.body() = std::move(response.body);
-    }
-    response_.keep_alive(keep_alive);
-  }
-
-  void Write(bool close_after) {
-    ArmDeadline(options_.write_timeout);
-    bhttp::async_write(stream_, response_,
-                       [self = this->shared_from_this(), close_after](
-                           const error_code& ec, size_t) { self->OnWrite(ec, close_after); });
-  }
-
-  void OnWrite(const error_code& ec, bool close_after) {
-    if (ec || timed_out_) return Close();
-    if (close_after) return LingerClose();
-    response_ = {};
-    if (buffer_.size() > 0) {  // pipelined: the next request has started arriving already
-      ArmDeadline(options_.read_timeout);
-      return ReadRequest();
-    }
-    // Idle: wait for the next request's first bytes under idle_timeout, then give the request
-    // read_timeout from there. (A read, not a wait for readability: under TLS, decrypted bytes
-    // may already sit in OpenSSL's buffer with nothing left on the socket.)
-    ArmDeadline(options_.idle_timeout);
-    stream_.async_read_some(buffer_.prepare(kReadChunk),
-                            [self = this->shared_from_this()](const error_code& ec, size_t n) {
-                              self->buffer_.commit(n);
-                              if (ec || self->timed_out_) return self->Close();
-                              self->ArmDeadline(self->options_.read_timeout);
-                              self->ReadRequest();
-                            });
-  }
-
-  void SendError(int status, const char* reason) {
-    parser_.reset();
-    response_ = {};
-    response_.version(11);
-    response_.result(static_cast<unsigned>(status));
-    response_.set(bhttp::field::content_type, "text/plain; charset=utf-8");
-    response_.body() = absl::StrCat(reason, "\n");
-    response_.content_length(response_.body().size());
-    response_.keep_alive(false);
-    Write(/*close_after=*/true);
-  }
-
-  // Half-closes, then reads and discards what the client still sends (bounded in time and
-  // bytes) so the close does not turn into an RST that could destroy the response in flight.
-  // Under TLS, close_notify goes first: the TLS shutdown, bounded by the same deadline.
-  void LingerClose() {
-    ArmDeadline(std::min<std::chrono::milliseconds>(options_.read_timeout, kMaxLinger));
-    if constexpr (kTls) {
-      stream_.async_shutdown([self = this->shared_from_this()](const error_code&) {
-        if (self->timed_out_) return self->Close();
-        self->ShutdownSendAndDrain();
-      });
-    } else {
-      ShutdownSendAndDrain();
-    }
-  }
-
-  void ShutdownSendAndDrain() {
-    error_code ignored;
-    Socket().shutdown(tcp::socket::shutdown_send, ignored);
-    Drain();
-  }
-
-  void Drain() {
-    Socket().async_read_some(asio::buffer(drain_),
-                             [self = this->shared_from_this()](const error_code& ec, size_t n) {
-                               self->drained_ += n;
-                               if (ec || self->timed_out_ || self->drained_ > kMaxLingerBytes) {
-                                 return self->Close();
-                               }
-                               self->Drain();
-                             });
-  }
-
-  void Close() {
-    DisarmDeadline();
-    CloseSocket();
-  }
-
-  // shutdown() before close(): a forked child may hold a copy of the descriptor, and only
-  // shutdown ends the connection for every copy.
-  void ShutdownSocket() {
-    error_code ignored;
-    Socket().shutdown(tcp::socket::shutdown_both, ignored);
-    Socket().cancel(ignored);
-  }
-
-  void CloseSocket() {
-    if (!Socket().is_open()) return;
-    error_code ignored;
-    Socket().shutdown(tcp::socket::shutdown_both, ignored);
-    Socket().close(ignored);
-  }
-
-  tcp::socket& Socket() { return beast::get_lowest_layer(stream_); }
-
-  static Stream MakeStream(SharedState* server, tcp::socket socket) {
-    if constexpr (kTls) {
-      return Stream(std::move(socket), *server->tls);
-    } else {
-      (void)server;
-      return socket;
-    }
-  }
-
-  SharedState* const server_;
-  const ServerOptions& options_;
-  Stream stream_;
-  asio::steady_timer timer_;
-  beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  bhttp::response<bhttp::string_body> response_;  // kept here while async_write runs
-  bool timed_out_ = false;
-  size_t header_bytes_ = 0;  // consumed by the parser for the current request's header
-  size_t drained_ = 0;
-  std::array<char, 4096> drain_;
-};
-
-}  // namespace
 
 absl::Status Server::Impl::LoadTls() {
   if (options_.tls_cert_file.empty()) return absl::OkStatus();
@@ -724,11 +291,7 @@ void Server::Impl::OnAccept(const error_code& ec, tcp::socket socket) {
     socket.close(ignored_ec);
   } else {
     state_.active_connections.fetch_add(1, std::memory_order_relaxed);
-    if (state_.tls != nullptr) {
-      std::make_shared<Session<TlsStream>>(&state_, std::move(socket))->Start();
-    } else {
-      std::make_shared<Session<tcp::socket>>(&state_, std::move(socket))->Start();
-    }
+    StartSession(&state_, std::move(socket));
   }
   DoAccept();
 }
