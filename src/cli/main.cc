@@ -23,6 +23,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "collect/collector.h"
 #include "expose/encoder.h"
 #include "http_exposer/family_source.h"
+#include "meters/names.h"
 #include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shm/status_error.h"
@@ -69,19 +71,24 @@ constexpr std::string_view kMainUsage =
 constexpr std::string_view kServeUsage =
     "usage: shmetrics serve --heap NAME [--heap NAME2 ...] [--listen ADDR:PORT]\n"
     "                       [--web-config-file FILE] [--no-wait] [--allow-other-owner]\n"
-    "                       [--allow-shared-write]\n"
+    "                       [--allow-shared-write] [--heap-label NAME]\n"
     "\n"
     "Opens the heaps read-only and serves them at http://ADDR:PORT/metrics until SIGTERM or\n"
     "SIGINT, then exits 0. Prints `listening on ADDR:PORT` (the bound port) once ready.\n"
     "Before each scrape it checks what each name points to: a heap removed and created again\n"
     "(a restarted service) is served anew, a heap removed and not recreated is left out.\n"
     "shmetrics_heap_up{heap=\"NAME\"} is 1 for each heap served, 0 for one that is not.\n"
+    "With several heaps, a family they hold with the same definition is served as one family,\n"
+    "each series labelled heap=\"NAME\" (self and process_* series too); a family they define\n"
+    "differently is an error at start and, should a heap change later, left out and logged.\n"
     "  --heap NAME              a heap name or path; repeat to serve several heaps\n"
     "  --listen ADDR:PORT       default 127.0.0.1:9464; port 0 picks a free port; [::1]:PORT\n"
     "                           for IPv6\n"
     "  --web-config-file FILE   TLS and basic auth, in the YAML format of Prometheus exporters'\n"
     "                           --web.config.file (tls_server_config: cert_file, key_file;\n"
     "                           basic_auth_users: user: bcrypt hash)\n"
+    "  --heap-label NAME        the label naming each heap when several are served (default\n"
+    "                           heap)\n"
     "  --no-wait                exit 1 when a heap does not exist at start; by default serve\n"
     "                           says so on stderr, serves it as down and waits for "
     "it\n" SHMETRICS_OPEN_FLAGS_USAGE;
@@ -141,6 +148,7 @@ struct Args {
   std::optional<std::string> listen;
   std::optional<std::string> format;
   std::optional<std::string> web_config_file;
+  std::string heap_label = "heap";
   bool verify = false;
   bool no_wait = false;
   bool allow_other_owner = false;
@@ -195,6 +203,8 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
       args->heaps.push_back(*value);
     } else if (flag == "--listen") {
       args->listen = *value;
+    } else if (flag == "--heap-label") {
+      args->heap_label = *value;
     } else if (flag == "--format") {
       args->format = *value;
     } else if (flag == "--web-config-file") {
@@ -290,27 +300,35 @@ class ServedHeap {
   ino_t ino_ = 0;
 };
 
-// What `serve` exposes: the families of every heap served, the self and process metrics of the
-// first one, and shmetrics_heap_up for each --heap. Only the exposer's thread calls Collect.
+// What `serve` exposes: the families of every heap served, merged (one heap: as it is; several:
+// each series labelled with its heap), and shmetrics_heap_up for each --heap. Only the
+// exposer's thread calls Collect.
 class ServedHeaps {
  public:
-  explicit ServedHeaps(std::vector<ServedHeap> heaps) : heaps_(std::move(heaps)) {
+  ServedHeaps(std::vector<ServedHeap> heaps, std::string heap_label)
+      : heaps_(std::move(heaps)), heap_label_(std::move(heap_label)) {
     last_error_.resize(heaps_.size());
   }
 
-  absl::Status Collect(expose::Encoder& enc, const collect::CollectOptions& options) {
-    bool first = true;
+  // conflicts: where given, the families the heaps disagree on are returned there instead of
+  // logged (at start, when they are an error).
+  absl::Status Collect(expose::Encoder& enc, const collect::CollectOptions& options,
+                       std::vector<collect::MergeConflict>* conflicts = nullptr) {
+    std::vector<collect::HeapSource> sources;
     for (size_t i = 0; i < heaps_.size(); ++i) {
       ServedHeap& h = heaps_[i];
       Report(i, h.Refresh());
       if (h.heap() == nullptr) continue;
-      collect::CollectOptions o = options;
-      // Self and process metrics come from the first heap served only, so no family repeats.
-      if (!first) o.self_metrics = o.process_metrics = false;
-      first = false;
-      if (absl::Status s = collect::Collect(shm::HeapAccess::segment(*h.heap()), enc, o); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat(h.spec(), ": ", s.message()));
-      }
+      sources.push_back({&shm::HeapAccess::segment(*h.heap()), h.spec()});
+    }
+    std::vector<collect::MergeConflict> found;
+    absl::Status s =
+        collect::CollectMerged(sources, heaps_.size() > 1 ? heap_label_ : "", enc, options, &found);
+    if (!s.ok()) return s;
+    if (conflicts != nullptr) {
+      *conflicts = std::move(found);
+    } else {
+      LogConflicts(found);
     }
     if (Selected(options, "shmetrics_heap_up")) {
       enc.BeginFamily({.name = "shmetrics_heap_up",
@@ -319,7 +337,7 @@ class ServedHeaps {
                                "exist or cannot be opened.",
                        .unit = ""});
       for (const ServedHeap& h : heaps_) {
-        const expose::Label label[] = {{"heap", h.spec()}};
+        const expose::Label label[] = {{heap_label_, h.spec()}};
         enc.Gauge(label, h.heap() != nullptr ? 1 : 0);
       }
       enc.EndFamily();
@@ -351,8 +369,22 @@ class ServedHeaps {
     last_error_[i] = now;
   }
 
+  // Logs each conflict once, when it appears, and again only after it went away and came back.
+  void LogConflicts(const std::vector<collect::MergeConflict>& found) {
+    std::set<std::string> now;
+    for (const collect::MergeConflict& c : found) {
+      if (!logged_conflicts_.contains(c.message)) {
+        std::fprintf(stderr, "shmetrics: serve: %s\n", c.message.c_str());
+      }
+      now.insert(c.message);
+    }
+    logged_conflicts_ = std::move(now);
+  }
+
   std::vector<ServedHeap> heaps_;
+  const std::string heap_label_;
   std::vector<std::string> last_error_;  // per heap, "" while it opens fine
+  std::set<std::string> logged_conflicts_;
 };
 
 std::optional<Failure> RequireOneHeap(const std::string& command, const Args& args) {
@@ -389,6 +421,11 @@ std::optional<Failure> ParseListen(const std::string& listen, HttpExposerOptions
 
 std::optional<Failure> Serve(const Args& args) {
   if (args.heaps.empty()) return Usage("serve: missing --heap");
+  if (!meters::IsValidLabelName(args.heap_label) || meters::IsReservedLabelName(args.heap_label)) {
+    return Usage(absl::StrCat("serve: --heap-label \"", args.heap_label,
+                              "\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting "
+                              "with __)"));
+  }
   const Heap::OpenOptions open_options = ReadOnlyOptions(args);
   HttpExposerOptions options;
   if (args.listen) {
@@ -414,7 +451,19 @@ std::optional<Failure> Serve(const Args& args) {
                  "shmetrics: serve: %s does not exist yet; serving it as down until it does\n",
                  h.c_str());
   }
-  auto heaps = std::make_shared<ServedHeaps>(std::move(served));
+  auto heaps = std::make_shared<ServedHeaps>(std::move(served), args.heap_label);
+  // Heaps that disagree on a family are a mistake to show now, not one scrape at a time.
+  {
+    std::string ignored;
+    auto probe = expose::MakeEncoder(expose::Format::kOpenMetrics, &ignored);
+    std::vector<collect::MergeConflict> conflicts;
+    collect::CollectOptions o;
+    o.reset_maxima = false;
+    o.self_metrics = o.process_metrics = false;
+    if (absl::Status s = heaps->Collect(*probe, o, &conflicts); !s.ok()) throw ToError(s);
+    if (!conflicts.empty())
+      return Failure{kExitRuntime, absl::StrCat("serve: ", conflicts[0].message)};
+  }
 
   // Blocked before the exposer starts its thread, which inherits the mask: the signals then
   // wait for sigwait below instead of killing the process or landing on the server thread.
@@ -563,8 +612,8 @@ std::optional<Failure> Run(int argc, char** argv) {
   static const Command kCommands[] = {
       {"serve",
        kServeUsage,
-       {"--heap", "--listen", "--web-config-file", "--no-wait", "--allow-other-owner",
-        "--allow-shared-write"}},
+       {"--heap", "--listen", "--web-config-file", "--no-wait", "--heap-label",
+        "--allow-other-owner", "--allow-shared-write"}},
       {"dump", kDumpUsage, {"--heap", "--format", "--allow-other-owner", "--allow-shared-write"}},
       {"inspect",
        kInspectUsage,

@@ -53,17 +53,19 @@ constexpr FamilySpec kFamilies[] = {
 }  // namespace
 
 void EncodeProcessMetrics(expose::Encoder& enc, std::span<const WorkerProcessStats> workers,
-                          std::string_view label_name) {
+                          std::string_view label_name, std::string_view heap_label_name) {
   if (workers.empty()) return;
   for (const FamilySpec& family : kFamilies) {
     enc.BeginFamily(family.info);
     for (const WorkerProcessStats& w : workers) {
-      const expose::Label labels[] = {{label_name, w.worker_label_value}};
+      const expose::Label labels[] = {{label_name, w.worker_label_value},
+                                      {heap_label_name, w.heap_label_value}};
+      const std::span<const expose::Label> used(labels, heap_label_name.empty() ? 1 : 2);
       const double v = family.value(w.stats);
       if (family.info.type == MetricType::kCounter) {
-        enc.Counter(labels, v, /*created=*/std::nullopt, /*exemplar=*/nullptr);
+        enc.Counter(used, v, /*created=*/std::nullopt, /*exemplar=*/nullptr);
       } else {
-        enc.Gauge(labels, v);
+        enc.Gauge(used, v);
       }
     }
     enc.EndFamily();
