@@ -65,6 +65,8 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
       args->heaps.push_back(*value);
     } else if (flag == "--listen") {
       args->listen = *value;
+    } else if (flag == "--heap-label") {
+      args->heap_label = *value;
     } else if (flag == "--format") {
       args->format = *value;
     } else if (flag == "--web-config-file") {

@@ -38,6 +38,7 @@ struct Args {
   std::optional<std::string> listen;
   std::optional<std::string> format;
   std::optional<std::string> web_config_file;
+  std::string heap_label = "heap";  // serve: the label naming each heap when several are served
   bool verify = false;
   bool no_wait = false;
   bool allow_other_owner = false;

@@ -49,19 +49,24 @@ constexpr std::string_view kMainUsage =
 constexpr std::string_view kServeUsage =
     "usage: shmetrics serve --heap NAME [--heap NAME2 ...] [--listen ADDR:PORT]\n"
     "                       [--web-config-file FILE] [--no-wait] [--allow-other-owner]\n"
-    "                       [--allow-shared-write]\n"
+    "                       [--allow-shared-write] [--heap-label NAME]\n"
     "\n"
     "Opens the heaps read-only and serves them at http://ADDR:PORT/metrics until SIGTERM or\n"
     "SIGINT, then exits 0. Prints `listening on ADDR:PORT` (the bound port) once ready.\n"
     "Before each scrape it checks what each name points to: a heap removed and created again\n"
     "(a restarted service) is served anew, a heap removed and not recreated is left out.\n"
     "shmetrics_heap_up{heap=\"NAME\"} is 1 for each heap served, 0 for one that is not.\n"
+    "With several heaps, a family they hold with the same definition is served as one family,\n"
+    "each series labelled heap=\"NAME\" (self and process_* series too); a family they define\n"
+    "differently is an error at start and, should a heap change later, left out and logged.\n"
     "  --heap NAME              a heap name or path; repeat to serve several heaps\n"
     "  --listen ADDR:PORT       default 127.0.0.1:9464; port 0 picks a free port; [::1]:PORT\n"
     "                           for IPv6\n"
     "  --web-config-file FILE   TLS and basic auth, in the YAML format of Prometheus exporters'\n"
     "                           --web.config.file (tls_server_config: cert_file, key_file;\n"
     "                           basic_auth_users: user: bcrypt hash)\n"
+    "  --heap-label NAME        the label naming each heap when several are served (default\n"
+    "                           heap)\n"
     "  --no-wait                exit 1 when a heap does not exist at start; by default serve\n"
     "                           says so on stderr, serves it as down and waits for "
     "it\n" SHMETRICS_OPEN_FLAGS_USAGE;
@@ -114,8 +119,8 @@ std::optional<Failure> Run(int argc, char** argv) {
   static const Command kCommands[] = {
       {"serve",
        kServeUsage,
-       {"--heap", "--listen", "--web-config-file", "--no-wait", "--allow-other-owner",
-        "--allow-shared-write"}},
+       {"--heap", "--listen", "--web-config-file", "--no-wait", "--heap-label",
+        "--allow-other-owner", "--allow-shared-write"}},
       {"dump", kDumpUsage, {"--heap", "--format", "--allow-other-owner", "--allow-shared-write"}},
       {"inspect",
        kInspectUsage,

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "collect/collector.h"
 #include "expose/encoder.h"
 #include "http_exposer/family_source.h"
+#include "meters/names.h"
 #include "shm/heap_access.h"
 #include "shm/segment.h"
 #include "shm/status_error.h"
@@ -107,27 +109,35 @@ class ServedHeap {
   ino_t ino_ = 0;
 };
 
-// What `serve` exposes: the families of every heap served, the self and process metrics of the
-// first one, and shmetrics_heap_up for each --heap. Only the exposer's thread calls Collect.
+// What `serve` exposes: the families of every heap served, merged (one heap: as it is; several:
+// each series labelled with its heap), and shmetrics_heap_up for each --heap. Only the
+// exposer's thread calls Collect.
 class ServedHeaps {
  public:
-  explicit ServedHeaps(std::vector<ServedHeap> heaps) : heaps_(std::move(heaps)) {
+  ServedHeaps(std::vector<ServedHeap> heaps, std::string heap_label)
+      : heaps_(std::move(heaps)), heap_label_(std::move(heap_label)) {
     last_error_.resize(heaps_.size());
   }
 
-  absl::Status Collect(expose::Encoder& enc, const collect::CollectOptions& options) {
-    bool first = true;
+  // conflicts: where given, the families the heaps disagree on are returned there instead of
+  // logged (at start, when they are an error).
+  absl::Status Collect(expose::Encoder& enc, const collect::CollectOptions& options,
+                       std::vector<collect::MergeConflict>* conflicts = nullptr) {
+    std::vector<collect::HeapSource> sources;
     for (size_t i = 0; i < heaps_.size(); ++i) {
       ServedHeap& h = heaps_[i];
       Report(i, h.Refresh());
       if (h.heap() == nullptr) continue;
-      collect::CollectOptions o = options;
-      // Self and process metrics come from the first heap served only, so no family repeats.
-      if (!first) o.self_metrics = o.process_metrics = false;
-      first = false;
-      if (absl::Status s = collect::Collect(shm::HeapAccess::segment(*h.heap()), enc, o); !s.ok()) {
-        return absl::Status(s.code(), absl::StrCat(h.spec(), ": ", s.message()));
-      }
+      sources.push_back({&shm::HeapAccess::segment(*h.heap()), h.spec()});
+    }
+    std::vector<collect::MergeConflict> found;
+    absl::Status s =
+        collect::CollectMerged(sources, heaps_.size() > 1 ? heap_label_ : "", enc, options, &found);
+    if (!s.ok()) return s;
+    if (conflicts != nullptr) {
+      *conflicts = std::move(found);
+    } else {
+      LogConflicts(found);
     }
     if (Selected(options, "shmetrics_heap_up")) {
       enc.BeginFamily({.name = "shmetrics_heap_up",
@@ -136,7 +146,7 @@ class ServedHeaps {
                                "exist or cannot be opened.",
                        .unit = ""});
       for (const ServedHeap& h : heaps_) {
-        const expose::Label label[] = {{"heap", h.spec()}};
+        const expose::Label label[] = {{heap_label_, h.spec()}};
         enc.Gauge(label, h.heap() != nullptr ? 1 : 0);
       }
       enc.EndFamily();
@@ -168,8 +178,22 @@ class ServedHeaps {
     last_error_[i] = now;
   }
 
+  // Logs each conflict once, when it appears, and again only after it went away and came back.
+  void LogConflicts(const std::vector<collect::MergeConflict>& found) {
+    std::set<std::string> now;
+    for (const collect::MergeConflict& c : found) {
+      if (!logged_conflicts_.contains(c.message)) {
+        std::fprintf(stderr, "shmetrics: serve: %s\n", c.message.c_str());
+      }
+      now.insert(c.message);
+    }
+    logged_conflicts_ = std::move(now);
+  }
+
   std::vector<ServedHeap> heaps_;
+  const std::string heap_label_;
   std::vector<std::string> last_error_;  // per heap, "" while it opens fine
+  std::set<std::string> logged_conflicts_;
 };
 
 // Splits "ADDR:PORT" (or "[V6ADDR]:PORT").
@@ -202,6 +226,11 @@ std::optional<Failure> ParseListen(const std::string& listen, HttpExposerOptions
 
 std::optional<Failure> Serve(const Args& args) {
   if (args.heaps.empty()) return Usage("serve: missing --heap");
+  if (!meters::IsValidLabelName(args.heap_label) || meters::IsReservedLabelName(args.heap_label)) {
+    return Usage(absl::StrCat("serve: --heap-label \"", args.heap_label,
+                              "\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting "
+                              "with __)"));
+  }
   const Heap::OpenOptions open_options = ReadOnlyOptions(args);
   HttpExposerOptions options;
   if (args.listen) {
@@ -227,7 +256,19 @@ std::optional<Failure> Serve(const Args& args) {
                  "shmetrics: serve: %s does not exist yet; serving it as down until it does\n",
                  h.c_str());
   }
-  auto heaps = std::make_shared<ServedHeaps>(std::move(served));
+  auto heaps = std::make_shared<ServedHeaps>(std::move(served), args.heap_label);
+  // Heaps that disagree on a family are a mistake to show now, not one scrape at a time.
+  {
+    std::string ignored;
+    auto probe = expose::MakeEncoder(expose::Format::kOpenMetrics, &ignored);
+    std::vector<collect::MergeConflict> conflicts;
+    collect::CollectOptions o;
+    o.reset_maxima = false;
+    o.self_metrics = o.process_metrics = false;
+    if (absl::Status s = heaps->Collect(*probe, o, &conflicts); !s.ok()) throw ToError(s);
+    if (!conflicts.empty())
+      return Failure{kExitRuntime, absl::StrCat("serve: ", conflicts[0].message)};
+  }
 
   // Blocked before the exposer starts its thread, which inherits the mask: the signals then
   // wait for sigwait below instead of killing the process or landing on the server thread.

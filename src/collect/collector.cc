@@ -3,11 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <optional>
+#include <span>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "meters/decode.h"
 #include "meters/layout.h"
 #include "meters/meter_types.h"
@@ -117,15 +120,16 @@ bool Selected(const CollectOptions& o, const Definition& d) {
 // checking every series record on the way.
 class FamilyWalk {
  public:
-  FamilyWalk(const shm::Segment& seg, const FamilyView& f, meters::SeriesDecoder& decoder)
-      : seg_(seg), f_(f), decoder_(decoder) {}
+  FamilyWalk(const shm::Segment& seg, const FamilyView& f, meters::SeriesDecoder& decoder,
+             std::span<const expose::Label> extra = {})
+      : seg_(seg), f_(f), decoder_(decoder), extra_(extra) {}
 
   absl::Status Run() {
     const FamilyView& f = f_;
     const size_t nl = f.def.label_names.size();
     std::vector<std::string_view> values;
     std::vector<expose::Label>& labels = decoder_.labels();
-    labels.reserve(f.def.const_labels.size() + nl + 1);
+    labels.reserve(f.def.const_labels.size() + nl + extra_.size() + 1);
     absl::Status status = seg_.ForEachEntry(f.table, [&](std::string_view key, uint64_t off) {
       const char* p = seg_.Checked(off, f.series_size);
       if (p == nullptr) {
@@ -141,6 +145,7 @@ class FamilyWalk {
       labels.clear();
       for (const auto& [n, v] : f.def.const_labels) labels.push_back({n, v});
       for (size_t i = 0; i < nl; ++i) labels.push_back({f.def.label_names[i], values[i]});
+      labels.insert(labels.end(), extra_.begin(), extra_.end());
       decoder_.Decode(h, reinterpret_cast<const Cell*>(p + internal::kSeriesCellsOffset));
       return true;
     });
@@ -152,27 +157,69 @@ class FamilyWalk {
   const shm::Segment& seg_;
   const FamilyView& f_;
   meters::SeriesDecoder& decoder_;
+  const std::span<const expose::Label> extra_;  // the heap label of a merged collection
   absl::Status status_;
 };
 
-// Encodes one family and its companion families.
-absl::Status EncodeFamily(const shm::Segment& seg, expose::Encoder& enc, const FamilyView& f,
-                          const std::vector<meters::WorkerState>& workers, bool creator_alive,
-                          const meters::Moment& moment) {
-  const MeterType& type = meters::MeterTypeOf(f.def.type);
-  enc.BeginFamily({f.def.name, type.exposed, f.def.help, f.def.unit});
-  meters::SeriesDecoder main(seg, enc, f, workers, creator_alive, moment);
-  absl::Status s = FamilyWalk(seg, f, main).Run();
-  enc.EndFamily();
-  if (!s.ok()) return s;
-  for (size_t i = 0; i < type.companions.size(); ++i) {
-    const std::string name = f.def.name + std::string(type.companions[i].suffix);
-    enc.BeginFamily({name, expose::MetricType::kGauge, type.companions[i].help, ""});
-    meters::SeriesDecoder companion(seg, enc, f, workers, creator_alive, moment,
-                                    static_cast<int>(i));
-    s = FamilyWalk(seg, f, companion).Run();
+// One heap of a collection, read and checked: its families and what their decoding shares.
+struct HeapRead {
+  const shm::Segment* seg = nullptr;
+  std::vector<FamilyView> families;
+  std::vector<shm::Segment::WorkerInfo> infos;
+  std::vector<meters::WorkerState> workers;
+  bool creator_alive = false;
+  meters::Moment moment{};
+  std::vector<expose::Label> extra;  // {heap label, value} when merging, else empty
+};
+
+absl::Status ReadHeap(const shm::Segment& seg, const CollectOptions& options, HeapRead* out) {
+  if (seg.header().magic.load(std::memory_order_acquire) != shm::kMagic) {
+    return Corrupt(seg, "bad magic");
+  }
+  auto read = ReadFamilies(seg);
+  if (!read.ok()) return read.status();
+  out->seg = &seg;
+  out->families = std::move(*read);
+  out->infos = seg.Workers();
+  for (const auto& w : out->infos) {
+    if (w.id >= out->workers.size()) out->workers.resize(w.id + 1);
+    out->workers[w.id] = {w.alive, w.epoch};
+  }
+  out->creator_alive = seg.CreatorAlive();
+  out->moment = {internal::NowUnixNanos(), internal::CoarseNowUnixNanos(),
+                 options.reset_maxima && !seg.read_only()};
+  return absl::OkStatus();
+}
+
+// A family as one or more heaps hold it, with identical definitions.
+struct Member {
+  const HeapRead* heap;
+  const FamilyView* family;
+};
+
+// Encodes one family and its companion families, with the series of every heap that holds it.
+absl::Status EncodeFamily(expose::Encoder& enc, std::span<const Member> members) {
+  const FamilyView& first = *members[0].family;
+  const MeterType& type = meters::MeterTypeOf(first.def.type);
+  for (int companion = meters::SeriesDecoder::kMainSamples;
+       companion < static_cast<int>(type.companions.size()); ++companion) {
+    if (companion == meters::SeriesDecoder::kMainSamples) {
+      enc.BeginFamily({first.def.name, type.exposed, first.def.help, first.def.unit});
+    } else {
+      const meters::CompanionFamily& c = type.companions[companion];
+      const std::string name = first.def.name + std::string(c.suffix);
+      enc.BeginFamily({name, expose::MetricType::kGauge, c.help, ""});
+    }
+    for (const Member& m : members) {
+      const HeapRead& h = *m.heap;
+      meters::SeriesDecoder decoder(*h.seg, enc, *m.family, h.workers, h.creator_alive, h.moment,
+                                    companion);
+      if (absl::Status s = FamilyWalk(*h.seg, *m.family, decoder, h.extra).Run(); !s.ok()) {
+        enc.EndFamily();
+        return s;
+      }
+    }
     enc.EndFamily();
-    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -203,85 +250,148 @@ bool SelectedOwn(const CollectOptions& o, const expose::FamilyInfo& f) {
   return false;
 }
 
-void SelfMetrics(const shm::Segment& seg, expose::Encoder& enc,
-                 const std::vector<FamilyView>& families, const CollectOptions& o) {
-  const shm::Header& h = seg.header();
-  const double values[] = {
-      static_cast<double>(h.used.load(std::memory_order_relaxed)),
-      static_cast<double>(h.committed.load(std::memory_order_relaxed)),
-      static_cast<double>(h.max_size),
-      static_cast<double>(h.alloc_failures.load(std::memory_order_relaxed)),
-      static_cast<double>(h.lock.recoveries() + h.worker_lock.recoveries() +
-                          h.exemplar_lock.recoveries()),
+// The self-metrics of every heap, each heap's samples with its heap label.
+void SelfMetrics(expose::Encoder& enc, std::span<const HeapRead> heaps, const CollectOptions& o) {
+  constexpr size_t kScalars = std::size(kSelfFamilies) - 1;
+  auto values = [](const shm::Header& h) -> std::array<double, kScalars> {
+    return {static_cast<double>(h.used.load(std::memory_order_relaxed)),
+            static_cast<double>(h.committed.load(std::memory_order_relaxed)),
+            static_cast<double>(h.max_size),
+            static_cast<double>(h.alloc_failures.load(std::memory_order_relaxed)),
+            static_cast<double>(h.lock.recoveries() + h.worker_lock.recoveries() +
+                                h.exemplar_lock.recoveries())};
   };
-  static_assert(std::size(values) + 1 == std::size(kSelfFamilies));
-  for (size_t i = 0; i < std::size(values); ++i) {
+  for (size_t i = 0; i < kScalars; ++i) {
     const expose::FamilyInfo& f = kSelfFamilies[i];
     if (!SelectedOwn(o, f)) continue;
     enc.BeginFamily(f);
-    if (f.type == kCounter) {
-      enc.Counter({}, values[i], std::nullopt, nullptr);
-    } else {
-      enc.Gauge({}, values[i]);
+    for (const HeapRead& h : heaps) {
+      const double v = values(h.seg->header())[i];
+      if (f.type == kCounter) {
+        enc.Counter(h.extra, v, std::nullopt, nullptr);
+      } else {
+        enc.Gauge(h.extra, v);
+      }
     }
     enc.EndFamily();
   }
-  const expose::FamilyInfo& overflow = kSelfFamilies[std::size(values)];
+  const expose::FamilyInfo& overflow = kSelfFamilies[kScalars];
   if (!SelectedOwn(o, overflow)) return;
   enc.BeginFamily(overflow);
-  for (const FamilyView& f : families) {
-    const uint64_t n = f.rec->overflowed.load(std::memory_order_relaxed);
-    if (n == 0) continue;
-    const expose::Label l[] = {{"family", f.def.name}};
-    enc.Counter(l, static_cast<double>(n), std::nullopt, nullptr);
+  std::vector<expose::Label> labels;
+  for (const HeapRead& h : heaps) {
+    for (const FamilyView& f : h.families) {
+      const uint64_t n = f.rec->overflowed.load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      labels.assign({{"family", f.def.name}});
+      labels.insert(labels.end(), h.extra.begin(), h.extra.end());
+      enc.Counter(labels, static_cast<double>(n), std::nullopt, nullptr);
+    }
   }
   enc.EndFamily();
 }
 
-}  // namespace
-
-absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const CollectOptions& options) {
-  if (seg.header().magic.load(std::memory_order_acquire) != shm::kMagic) {
-    return Corrupt(seg, "bad magic");
-  }
-  auto read = ReadFamilies(seg);
-  if (!read.ok()) return read.status();
-  const std::vector<FamilyView>& families = *read;
-  const auto infos = seg.Workers();
-  std::vector<meters::WorkerState> workers;
-  for (const auto& w : infos) {
-    if (w.id >= workers.size()) workers.resize(w.id + 1);
-    workers[w.id] = {w.alive, w.epoch};
-  }
-  const bool creator_alive = seg.CreatorAlive();
-  const meters::Moment moment{internal::NowUnixNanos(), internal::CoarseNowUnixNanos(),
-                              options.reset_maxima && !seg.read_only()};
-  for (const FamilyView& f : families) {
-    if (!Selected(options, f.def)) continue;
-    if (absl::Status s = EncodeFamily(seg, enc, f, workers, creator_alive, moment); !s.ok()) {
-      return s;
-    }
-  }
-  if (options.self_metrics) SelfMetrics(seg, enc, families, options);
+// process_* of every live worker and of the creator of each heap.
+void ProcessMetrics(expose::Encoder& enc, std::span<const HeapRead> heaps,
+                    const CollectOptions& options) {
   const auto selected = [&](const expose::FamilyInfo& f) { return SelectedOwn(options, f); };
-  if (options.process_metrics &&
-      std::any_of(process::ProcessFamilies().begin(), process::ProcessFamilies().end(), selected)) {
-    std::vector<std::string> label_values;
-    std::vector<process::WorkerProcessStats> stats;
-    label_values.reserve(infos.size() + 1);
+  if (!std::any_of(process::ProcessFamilies().begin(), process::ProcessFamilies().end(),
+                   selected)) {
+    return;
+  }
+  std::vector<std::string> label_values;
+  std::vector<process::WorkerProcessStats> stats;
+  std::vector<size_t> heap_of;
+  std::string_view heap_label;
+  for (size_t i = 0; i < heaps.size(); ++i) {
+    const HeapRead& h = heaps[i];
+    if (!h.extra.empty()) heap_label = h.extra[0].name;
     auto add = [&](pid_t pid, std::string label) {
       auto s = process::ReadProcessStats(pid);
       if (!s.ok()) return;
       label_values.push_back(std::move(label));
       stats.push_back({{}, *s});
+      heap_of.push_back(i);
     };
-    if (creator_alive) add(static_cast<pid_t>(seg.header().creator_pid), "master");
-    for (const auto& w : infos) {
+    if (h.creator_alive) add(static_cast<pid_t>(h.seg->header().creator_pid), "master");
+    for (const auto& w : h.infos) {
       if (w.alive) add(w.pid, std::to_string(w.id));
     }
-    for (size_t i = 0; i < stats.size(); ++i) stats[i].worker_label_value = label_values[i];
-    process::EncodeProcessMetrics(enc, stats, "worker_id", selected);
   }
+  for (size_t i = 0; i < stats.size(); ++i) {
+    stats[i].worker_label_value = label_values[i];
+    const HeapRead& h = heaps[heap_of[i]];
+    if (!h.extra.empty()) stats[i].heap_label_value = h.extra[0].value;
+  }
+  process::EncodeProcessMetrics(enc, stats, "worker_id", selected, heap_label);
+}
+
+// Why two heaps' families of one name cannot be one family; "" when they can.
+std::string MergeProblem(const Member& a, const Member& b) {
+  const Definition& x = a.family->def;
+  const Definition& y = b.family->def;
+  if (x.SameShape(y)) return "";
+  auto describe = [](const Definition& d) {
+    return absl::StrCat(std::string(meters::MeterTypeOf(d.type).name), " with labels [",
+                        absl::StrJoin(d.label_names, ", "), "]");
+  };
+  return absl::StrCat("family \"", x.name, "\" is a ", describe(x), " in ",
+                      a.heap->seg->location().Describe(), " and a ", describe(y), " in ",
+                      b.heap->seg->location().Describe(),
+                      " (the definitions differ in type, labels, unit, buckets or options): "
+                      "they cannot be served as one family, so it is left out");
+}
+
+bool HasLabel(const Definition& d, std::string_view label) {
+  if (label.empty()) return false;
+  for (const auto& n : d.label_names) {
+    if (n == label) return true;
+  }
+  for (const auto& [n, v] : d.const_labels) {
+    if (n == label) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::Status Collect(const shm::Segment& seg, expose::Encoder& enc, const CollectOptions& options) {
+  const HeapSource one[] = {{&seg, ""}};
+  return CollectMerged(one, "", enc, options, nullptr);
+}
+
+absl::Status CollectMerged(std::span<const HeapSource> sources, std::string_view heap_label,
+                           expose::Encoder& enc, const CollectOptions& options,
+                           std::vector<MergeConflict>* conflicts) {
+  std::vector<HeapRead> heaps(sources.size());
+  for (size_t i = 0; i < sources.size(); ++i) {
+    if (absl::Status s = ReadHeap(*sources[i].segment, options, &heaps[i]); !s.ok()) return s;
+    if (!heap_label.empty()) heaps[i].extra = {{heap_label, sources[i].label_value}};
+  }
+  // Families by name, each with the heaps that hold it, in the order the heaps were given.
+  std::map<std::string_view, std::vector<Member>> by_name;
+  for (const HeapRead& h : heaps) {
+    for (const FamilyView& f : h.families) by_name[f.def.name].push_back({&h, &f});
+  }
+  for (const auto& [name, members] : by_name) {
+    if (!Selected(options, members[0].family->def)) continue;
+    std::string problem;
+    for (size_t i = 1; i < members.size() && problem.empty(); ++i) {
+      problem = MergeProblem(members[0], members[i]);
+    }
+    if (problem.empty() && HasLabel(members[0].family->def, heap_label)) {
+      problem = absl::StrCat("family \"", std::string(name), "\" has a label named \"",
+                             std::string(heap_label),
+                             "\", the label that names each served heap, so it is left out");
+    }
+    if (!problem.empty()) {
+      if (conflicts != nullptr) conflicts->push_back({std::string(name), std::move(problem)});
+      continue;
+    }
+    if (absl::Status s = EncodeFamily(enc, members); !s.ok()) return s;
+  }
+  if (options.self_metrics) SelfMetrics(enc, heaps, options);
+  if (options.process_metrics) ProcessMetrics(enc, heaps, options);
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -41,6 +42,31 @@ struct CollectOptions {
 // Errors: DataLoss naming the first inconsistency found (the output so far is then incomplete).
 absl::Status Collect(const shm::Segment& segment, expose::Encoder& encoder,
                      const CollectOptions& options = {});
+
+// One heap of a merged collection.
+struct HeapSource {
+  const shm::Segment* segment = nullptr;
+  // The value of the heap label on every series, self-metric and process_* series of this heap.
+  std::string label_value;
+};
+
+// A family left out of a merged collection, and why.
+struct MergeConflict {
+  std::string family;
+  std::string message;
+};
+
+// Encodes the families of several heaps as one exposition, without Finish(). A family that
+// several heaps hold with the same definition (the first heap's help text wins) is one family
+// whose series each carry the label `heap_label`="<the heap's label_value>", so no two series
+// collide; a family whose definitions differ, or that has a label named heap_label, is left out
+// and reported in *conflicts (if given), never emitted twice. The self-metrics and process_*
+// series of every heap appear, each with its heap label. With an empty heap_label no label is
+// added (for a single heap: the same as Collect).
+// Errors: as Collect, naming the heap.
+absl::Status CollectMerged(std::span<const HeapSource> heaps, std::string_view heap_label,
+                           expose::Encoder& encoder, const CollectOptions& options,
+                           std::vector<MergeConflict>* conflicts);
 
 // A family of the heap, as `shmetrics inspect` counts it.
 struct FamilySummary {

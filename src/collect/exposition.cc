@@ -1,5 +1,6 @@
 #include "collect/exposition.h"
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -15,13 +16,19 @@ namespace collect {
 
 absl::Status CollectHeaps(const std::vector<Heap>& heaps, expose::Encoder& enc,
                           const CollectOptions& options) {
-  for (size_t i = 0; i < heaps.size(); ++i) {
-    CollectOptions o = options;
-    // Self and process metrics come from the first heap only, so no family repeats.
-    if (i > 0) o.self_metrics = o.process_metrics = false;
-    if (absl::Status s = Collect(shm::HeapAccess::segment(heaps[i]), enc, o); !s.ok()) return s;
+  std::vector<HeapSource> sources;
+  for (const Heap& h : heaps) sources.push_back({&shm::HeapAccess::segment(h), h.name()});
+  // One heap is served as it is; several are merged, each series labelled with its heap.
+  std::vector<MergeConflict> conflicts;
+  absl::Status s =
+      CollectMerged(sources, heaps.size() > 1 ? kDefaultHeapLabel : "", enc, options, &conflicts);
+  if (s.ok() && !conflicts.empty()) {
+    // A conflict is the program's own doing (two heaps it serves disagree): say so loudly, and
+    // serve everything else.
+    for (const MergeConflict& c : conflicts)
+      std::fprintf(stderr, "shmetrics: %s\n", c.message.c_str());
   }
-  return absl::OkStatus();
+  return s;
 }
 
 absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,

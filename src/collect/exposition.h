@@ -10,6 +10,7 @@
 #define SHMETRICS_SRC_COLLECT_EXPOSITION_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,13 +20,16 @@
 
 namespace shmetrics::collect {
 
-// Writes every family of the heaps into the encoder, without Finish(). Self and process metrics
-// come from the first heap only, so no family repeats.
+// The label that names each heap when several are served together.
+inline constexpr std::string_view kDefaultHeapLabel = "heap";
+
+// Writes every family of the heaps into the encoder, without Finish(). Several heaps are merged
+// (CollectMerged), each series labelled heap="<Heap::name()>"; a family their definitions
+// disagree on is left out and reported on stderr.
 absl::Status CollectHeaps(const std::vector<Heap>& heaps, expose::Encoder& encoder,
                           const CollectOptions& options);
 
-// Appends one exposition of every family of the heaps to *out. Self and process metrics come
-// from the first heap only, so no family repeats.
+// Appends one exposition of every family of the heaps to *out, as CollectHeaps.
 absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
                          const CollectOptions& options, std::string* out);
 

@@ -54,18 +54,21 @@ constexpr FamilySpec kFamilies[] = {
 
 void EncodeProcessMetrics(expose::Encoder& enc, std::span<const WorkerProcessStats> workers,
                           std::string_view label_name,
-                          const std::function<bool(const expose::FamilyInfo&)>& selected) {
+                          const std::function<bool(const expose::FamilyInfo&)>& selected,
+                          std::string_view heap_label_name) {
   if (workers.empty()) return;
   for (const FamilySpec& family : kFamilies) {
     if (selected && !selected(family.info)) continue;
     enc.BeginFamily(family.info);
     for (const WorkerProcessStats& w : workers) {
-      const expose::Label labels[] = {{label_name, w.worker_label_value}};
+      const expose::Label labels[] = {{label_name, w.worker_label_value},
+                                      {heap_label_name, w.heap_label_value}};
+      const std::span<const expose::Label> used(labels, heap_label_name.empty() ? 1 : 2);
       const double v = family.value(w.stats);
       if (family.info.type == MetricType::kCounter) {
-        enc.Counter(labels, v, /*created=*/std::nullopt, /*exemplar=*/nullptr);
+        enc.Counter(used, v, /*created=*/std::nullopt, /*exemplar=*/nullptr);
       } else {
-        enc.Gauge(labels, v);
+        enc.Gauge(used, v);
       }
     }
     enc.EndFamily();

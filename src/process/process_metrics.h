@@ -43,6 +43,8 @@ namespace shmetrics::process {
 struct WorkerProcessStats {
   std::string_view worker_label_value;
   ProcessStats stats;
+  // With a heap_label_name, the value of that label: the heap the process belongs to.
+  std::string_view heap_label_value = {};
 };
 
 // EncodeProcessMetrics()
@@ -56,9 +58,12 @@ struct WorkerProcessStats {
 // REQUIRES: label_name is a valid label name; the worker label values are distinct, and no
 // other family of the exposition uses these names (the registry refuses them: see
 // ProcessFamilies).
+// With a heap_label_name, each series also carries {heap_label_name="<heap_label_value>"}, so
+// processes of several heaps served together never make one series twice.
 void EncodeProcessMetrics(expose::Encoder& enc, std::span<const WorkerProcessStats> workers,
                           std::string_view label_name = "worker_id",
-                          const std::function<bool(const expose::FamilyInfo&)>& selected = {});
+                          const std::function<bool(const expose::FamilyInfo&)>& selected = {},
+                          std::string_view heap_label_name = {});
 
 // The families above, in the order emitted: the list the registry checks names against.
 std::span<const expose::FamilyInfo> ProcessFamilies();
