@@ -390,6 +390,7 @@ absl::Status CollectMerged(std::span<const HeapSource> sources, std::string_view
     }
     if (absl::Status s = EncodeFamily(enc, members); !s.ok()) return s;
   }
+  if (heaps.empty()) return absl::OkStatus();  // no family without a sample
   if (options.self_metrics) SelfMetrics(enc, heaps, options);
   if (options.process_metrics) ProcessMetrics(enc, heaps, options);
   return absl::OkStatus();

@@ -531,8 +531,9 @@ TEST_F(CliTest, ServeLeavesOutARemovedHeapAndReportsItDown) {
   ServeProcess serve({"--heap", name_, "--heap", other_name});
   ASSERT_GT(serve.port(), 0) << serve.Stderr();
   std::string om = serve.ScrapeAndParse();
-  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 7\n"));
-  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total 5\n"));
+  // Two heaps: every series names its heap.
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total{heap=\"" + name_ + "\"} 7\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total{heap=\"" + other_name + "\"} 5\n"));
   EXPECT_THAT(om, HasSubstr(HeapUp(1)));
 
   RemoveHeap();
@@ -540,11 +541,12 @@ TEST_F(CliTest, ServeLeavesOutARemovedHeapAndReportsItDown) {
   EXPECT_THAT(om, Not(HasSubstr("cli_requests")));
   EXPECT_THAT(om, HasSubstr(HeapUp(0)));
   EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_up{heap=\"" + other_name + "\"} 1\n"));
-  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total 5\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total{heap=\"" + other_name + "\"} 5\n"));
   // The self metrics now come from the heap still served, once.
   EXPECT_EQ(om.find("# TYPE shmetrics_heap_used_bytes gauge"),
             om.rfind("# TYPE shmetrics_heap_used_bytes gauge"));
-  EXPECT_THAT(om, HasSubstr("# TYPE shmetrics_heap_used_bytes gauge"));
+  EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_used_bytes{heap=\"" + other_name + "\"} "));
+  EXPECT_THAT(om, Not(HasSubstr("shmetrics_heap_used_bytes{heap=\"" + name_ + "\"}")));
 
   Heap::Remove(other_name);
   om = serve.ScrapeAndParse();
@@ -553,6 +555,106 @@ TEST_F(CliTest, ServeLeavesOutARemovedHeapAndReportsItDown) {
   EXPECT_THAT(om, Not(HasSubstr("process_")));
   EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_up{heap=\"" + other_name + "\"} 0\n"));
   EXPECT_EQ(serve.Stop(), 0);
+}
+
+// Two heaps of one service (or two services) holding the same family: one family in the
+// scrape, each series labelled with its heap, so a Prometheus keeps both values and a sum over
+// the heaps is right. Self and process_* series appear for every heap, each with its label.
+TEST_F(CliTest, ServeMergesAFamilyThatSeveralHeapsHold) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  CreateHeapWithCounter(7);
+  registry_->AddHistogram("cli_latency", "Latency", {}, {.buckets = {1, 2}}).Labels().Observe(1.5);
+  const std::string other_name = UniqueHeapName("cli-other");
+  Heap other = Heap::Create(other_name);
+  Registry other_registry(other);
+  // The same definitions (help text aside), registered by another process.
+  const pid_t child = ForkChild([&] {
+    Registry r(Heap::Open(other_name));
+    r.AddCounter("cli_requests", "Requests (other help)").Labels().Inc(5);
+    r.AddHistogram("cli_latency", "Latency", {}, {.buckets = {1, 2}}).Labels().Observe(0.5);
+    return 0;
+  });
+  ASSERT_EQ(WaitChild(child), 0);
+  ServeProcess serve({"--heap", name_, "--heap", other_name});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  const std::string om = serve.ScrapeAndParse();
+  const std::string a = "{heap=\"" + name_ + "\"}";
+  const std::string b = "{heap=\"" + other_name + "\"}";
+  EXPECT_EQ(om.find("# TYPE cli_requests counter"), om.rfind("# TYPE cli_requests counter"));
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total" + a + " 7\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total" + b + " 5\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_latency_count" + a + " 1\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_latency_count" + b + " 1\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_latency_bucket{heap=\"" + other_name + "\",le=\"1.0\"} 1\n"));
+  EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_used_bytes" + a + " "));
+  EXPECT_THAT(om, HasSubstr("\nshmetrics_heap_used_bytes" + b + " "));
+  EXPECT_THAT(
+      om, HasSubstr("process_start_time_seconds{worker_id=\"master\",heap=\"" + name_ + "\"} "));
+  EXPECT_THAT(om, HasSubstr("process_start_time_seconds{worker_id=\"master\",heap=\"" + other_name +
+                            "\"} "));
+  EXPECT_EQ(serve.Stop(), 0);
+
+  // The label's name is the user's to choose.
+  ServeProcess named({"--heap", name_, "--heap", other_name, "--heap-label", "service"});
+  ASSERT_GT(named.port(), 0) << named.Stderr();
+  EXPECT_THAT(named.ScrapeAndParse(),
+              HasSubstr("\ncli_requests_total{service=\"" + name_ + "\"} 7\n"));
+  EXPECT_EQ(named.Stop(), 0);
+  Heap::Remove(other_name);
+}
+
+// Heaps that define one family differently cannot be served as one: a clear error at start,
+// and, when a heap changes later, a logged error and that family left out of a scrape that
+// stays valid.
+TEST_F(CliTest, ServeRefusesOrLeavesOutAFamilyTheHeapsDefineDifferently) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
+  CreateHeapWithCounter(7);
+  const std::string other_name = UniqueHeapName("cli-other");
+  {
+    Heap other = Heap::Create(other_name);
+    Registry(other).AddGauge("cli_requests", "Not a counter here").Labels().Set(1);
+  }
+  Result r = RunTool({"serve", "--heap", name_, "--heap", other_name, "--listen", "127.0.0.1:0"});
+  ExpectOneLineError(r, 1, "cli_requests");
+  EXPECT_THAT(r.err, HasSubstr("counter"));
+  EXPECT_THAT(r.err, HasSubstr("gauge"));
+  EXPECT_THAT(r.err, HasSubstr(other_name));
+
+  // Agreeing at start; then the other service restarts with another definition.
+  Heap::Remove(other_name);
+  {
+    Heap other = Heap::Create(other_name);
+    Registry o(other);
+    o.AddCounter("cli_requests", "Requests").Labels().Inc(5);
+    o.AddCounter("cli_other_jobs", "Jobs").Labels().Inc(2);
+  }
+  ServeProcess serve({"--heap", name_, "--heap", other_name});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+  EXPECT_THAT(serve.ScrapeAndParse(),
+              HasSubstr("\ncli_requests_total{heap=\"" + other_name + "\"} 5\n"));
+  Heap::Remove(other_name);
+  Heap recreated = Heap::Create(other_name);
+  Registry o(recreated);
+  o.AddGauge("cli_requests", "Not a counter here").Labels().Set(1);
+  o.AddCounter("cli_other_jobs", "Jobs").Labels().Inc(3);
+  const std::string om = serve.ScrapeAndParse();
+  EXPECT_THAT(om, Not(HasSubstr("cli_requests")));
+  EXPECT_THAT(om, HasSubstr("\ncli_other_jobs_total{heap=\"" + other_name + "\"} 3\n"));
+  (void)serve.ScrapeAndParse();  // logged once, not at every scrape
+  EXPECT_EQ(serve.Stop(), 0);
+  const std::string err = serve.Stderr();
+  const std::string logged = "family \"cli_requests\" is a counter";
+  EXPECT_THAT(err, HasSubstr(logged));
+  EXPECT_EQ(err.find(logged), err.rfind(logged)) << err;
+
+  // A family with a label of the heap label's name would collide with it: an error too.
+  Registry(*heap_).AddCounter("cli_by_heap", "Has a heap label", {"heap"}).Labels("x").Inc();
+  r = RunTool({"serve", "--heap", name_, "--heap", other_name, "--listen", "127.0.0.1:0",
+               "--heap-label", "heap"});
+  ExpectOneLineError(r, 1, "cli_by_heap");
+  Heap::Remove(other_name);
 }
 
 // serve started before the service: it says so, serves the heap as down, and serves it once it
