@@ -342,6 +342,23 @@ std::string MergeProblem(const Member& a, const Member& b) {
                       "they cannot be served as one family, so it is left out");
 }
 
+// Records the names family `members` would write; a name another family of the merged
+// exposition already writes makes it a conflict (the message), and nothing is recorded.
+std::string ClaimNames(std::span<const Member> members,
+                       std::map<std::string, std::string_view>* claimed) {
+  const Definition& d = members[0].family->def;
+  const std::vector<std::string> names = meters::ClaimedNames(d);
+  for (const std::string& n : names) {
+    const auto it = claimed->find(n);
+    if (it == claimed->end()) continue;
+    return absl::StrCat("family \"", d.name, "\" would write the sample name \"", n,
+                        "\", which family \"", std::string(it->second),
+                        "\" of another served heap writes too, so it is left out");
+  }
+  for (const std::string& n : names) claimed->emplace(n, d.name);
+  return "";
+}
+
 bool HasLabel(const Definition& d, std::string_view label) {
   if (label.empty()) return false;
   for (const auto& n : d.label_names) {
@@ -373,12 +390,16 @@ absl::Status CollectMerged(std::span<const HeapSource> sources, std::string_view
   for (const HeapRead& h : heaps) {
     for (const FamilyView& f : h.families) by_name[f.def.name].push_back({&h, &f});
   }
+  // Each heap's registry kept its families from sharing a sample name; families of different
+  // heaps may still (counter x in one, gauge x_total in another): the later one is left out.
+  std::map<std::string, std::string_view> claimed;  // sample or family name -> its family
   for (const auto& [name, members] : by_name) {
     if (!Selected(options, members[0].family->def)) continue;
     std::string problem;
     for (size_t i = 1; i < members.size() && problem.empty(); ++i) {
       problem = MergeProblem(members[0], members[i]);
     }
+    if (problem.empty() && heaps.size() > 1) problem = ClaimNames(members, &claimed);
     if (problem.empty() && HasLabel(members[0].family->def, heap_label)) {
       problem = absl::StrCat("family \"", std::string(name), "\" has a label named \"",
                              std::string(heap_label),

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "collect/exposition.h"
 #include "gtest/gtest.h"
 #include "shmetrics/error.h"
 #include "shmetrics/exposition.h"
@@ -28,7 +30,7 @@ using ::shmetrics::testing::PythonProblems;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 
-constexpr int kHeaps = 150;
+constexpr size_t kHeaps = 150;
 constexpr int kAttemptsPerProcess = 12;  // two processes: 3,600 registrations in all
 
 template <typename T>
@@ -194,8 +196,9 @@ void RegisterMany(uint64_t seed, const Heap& heap) {
 
 TEST(ValidityPropertyTest, EveryExpositionOfRandomRegistrationsParses) {
   if (!HaveParsers()) GTEST_SKIP() << "promtool or python3-prometheus-client not installed";
-  std::vector<std::string> openmetrics, text;
-  for (int h = 0; h < kHeaps; ++h) {
+  std::vector<std::string> openmetrics, text, merged_openmetrics, merged_text;
+  std::optional<Heap> previous;
+  for (size_t h = 0; h < kHeaps; ++h) {
     const std::string name = UniqueHeapName("prop");
     Heap heap = Heap::Create(name, {.max_size = 8 << 20, .max_workers = 4});
     const uint64_t seed = 0x5eed0000 + static_cast<uint64_t>(h) * 2;
@@ -208,15 +211,33 @@ TEST(ValidityPropertyTest, EveryExpositionOfRandomRegistrationsParses) {
     openmetrics.push_back(Expose(heap, ExpositionFormat::kOpenMetrics));
     text.push_back(Expose(heap, ExpositionFormat::kPrometheus));
     Heap::Remove(name);
+    // Served together with the heap before it, as `shmetrics serve --heap a --heap b` does:
+    // shared families merged, conflicting ones left out.
+    if (previous) {
+      for (auto* out : {&merged_openmetrics, &merged_text}) {
+        out->emplace_back();
+        const auto format =
+            out == &merged_openmetrics ? expose::Format::kOpenMetrics : expose::Format::kPrometheus;
+        ::testing::internal::CaptureStderr();  // the conflicts it reports
+        ASSERT_TRUE(collect::EncodeHeaps({*previous, heap}, format, {}, &out->back()).ok());
+        (void)::testing::internal::GetCapturedStderr();
+      }
+    }
+    previous = std::move(heap);
   }
+  openmetrics.insert(openmetrics.end(), merged_openmetrics.begin(), merged_openmetrics.end());
+  text.insert(text.end(), merged_text.begin(), merged_text.end());
   const auto om_problems = PythonProblems(openmetrics, /*openmetrics=*/true);
   const auto text_problems = PythonProblems(text, /*openmetrics=*/false);
   int failures = 0;
-  for (int h = 0; h < kHeaps && failures < 3; ++h) {
+  for (size_t h = 0; h < openmetrics.size() && failures < 3; ++h) {
     const std::string promtool = PromtoolRejects(text[h]);
     if (om_problems[h].empty() && text_problems[h].empty() && promtool.empty()) continue;
     ++failures;
-    ADD_FAILURE() << "heap " << h << " (seeds " << 0x5eed0000 + h * 2 << ", +1):\n"
+    // The first kHeaps texts are one heap each; then heap i-1 and i merged, for i = 1, 2, ...
+    const size_t heap = h < kHeaps ? h : h - kHeaps + 1;
+    ADD_FAILURE() << (h < kHeaps ? "heap " : "heaps merged, ending with ") << heap << " (seeds "
+                  << 0x5eed0000 + heap * 2 << ", +1):\n"
                   << om_problems[h] << text_problems[h] << promtool
                   << "--- OpenMetrics exposition:\n"
                   << openmetrics[h];
