@@ -1,6 +1,7 @@
 // The meter type table: one row per MetricType, and the shapes it gives agree with the layout.
 #include "meters/meter_types.h"
 
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -35,8 +36,12 @@ TEST(MeterTypesTest, ShapesFollowTheCellNames) {
   d.striped = true;
   SeriesShape s = ShapeOf(d, 7);
   EXPECT_EQ(s.stripes, 8u);
-  EXPECT_EQ(s.stripe_stride, 64 / sizeof(internal::Cell));
-  EXPECT_EQ(s.series_size, internal::kSeriesCellsOffset + 8 * 64u);
+  // A striped counter's stripe is a cache line of cells, or its cells where a cell is larger
+  // (the mutex fallback).
+  const uint32_t line = std::max<uint32_t>(internal::CounterCells::kCount,
+                                           std::max<size_t>(1, 64 / sizeof(internal::Cell)));
+  EXPECT_EQ(s.stripe_stride, line);
+  EXPECT_EQ(s.series_size, internal::kSeriesCellsOffset + 8 * line * sizeof(internal::Cell));
 
   d = {};
   d.type = MetricType::kGauge;
