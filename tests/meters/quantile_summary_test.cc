@@ -37,6 +37,10 @@ constexpr int kProcs = 4;
 
 class QuantileSummaryTest : public ::shmetrics::testing::HeapTest {
  protected:
+  // The sketch's time slices follow this clock, not the wall clock: observations stay in the
+  // window however long a test takes (or NTP steps), and move out only when a test advances it.
+  // It starts at a slice boundary (a whole second).
+  TestClock clock_;
 };
 
 // The data process p observes: deterministic from (distribution, p).
@@ -152,7 +156,6 @@ TEST_F(QuantileSummaryTest, TighterAccuracyAndOutOfRangeValues) {
 }
 
 TEST_F(QuantileSummaryTest, WindowSlidesAndCountAndSumStayAllTime) {
-  TestClock clock;  // at a slice boundary: a multiple of 500 ms
   auto s =
       registry_
           ->AddSummary(
@@ -164,10 +167,10 @@ TEST_F(QuantileSummaryTest, WindowSlidesAndCountAndSumStayAllTime) {
   for (int i = 0; i < 100; ++i) s.Observe(5);
   EXPECT_NEAR(s.Quantile(0.5), 5, 0.05);
   // Slices of 500 ms; a window of the current and the previous slice.
-  clock.Advance(std::chrono::milliseconds(999));  // the last instant of the next slice: kept
+  clock_.Advance(std::chrono::milliseconds(999));  // the last instant of the next slice: kept
   EXPECT_NEAR(s.Quantile(0.5), 5, 0.05);
   EXPECT_THAT(Expose(*heap_), Not(HasSubstr("win{quantile=\"0.5\"} NaN\n")));
-  clock.Advance(std::chrono::milliseconds(1));  // two slices on: gone
+  clock_.Advance(std::chrono::milliseconds(1));  // two slices on: gone
   EXPECT_TRUE(std::isnan(s.Quantile(0.5)));
   EXPECT_THAT(Expose(*heap_), HasSubstr("win{quantile=\"0.5\"} NaN\n"));
   s.Observe(7);
