@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <mutex>
@@ -42,7 +43,17 @@ void FreeSeries(shm::Segment& seg, uint64_t family_off, uint64_t rec)
 
 }  // namespace
 
+std::atomic<uint64_t> g_clock_for_testing{0};
+
+void SetClockForTesting(uint64_t unix_ns) noexcept {
+  g_clock_for_testing.store(unix_ns, std::memory_order_relaxed);
+}
+
 uint64_t NowUnixNanos() noexcept {
+  if (const uint64_t set = g_clock_for_testing.load(std::memory_order_relaxed); set != 0)
+      [[unlikely]] {
+    return set;
+  }
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);

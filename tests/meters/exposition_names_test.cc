@@ -29,6 +29,7 @@
 #include "util/heap_fixture.h"
 #include "util/parsers.h"
 #include "util/subprocess.h"
+#include "util/test_clock.h"
 
 namespace shmetrics {
 namespace {
@@ -38,6 +39,7 @@ using ::shmetrics::testing::HavePromtool;
 using ::shmetrics::testing::HavePythonClient;
 using ::shmetrics::testing::PromtoolRejects;
 using ::shmetrics::testing::PythonProblems;
+using ::shmetrics::testing::TestClock;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::AllOf;
@@ -315,6 +317,7 @@ TEST_F(ExpositionNamesTest, FiltersSelectTheCollectorsOwnFamilies) {
 
 TEST_F(ExpositionNamesTest, ExpiredGaugesDisappearAndRestartFromZero) {
   using std::chrono::milliseconds;
+  TestClock clock;  // set before the fork: the child's stamps read it too
   auto& sum = registry_->AddGauge("workers_sum", "S", {},
                                   {.mode = GaugeMode::kSum, .ttl = milliseconds(5)});
   auto& shared = registry_->AddGauge("shared", "S", {}, {.ttl = milliseconds(5)});
@@ -332,7 +335,7 @@ TEST_F(ExpositionNamesTest, ExpiredGaugesDisappearAndRestartFromZero) {
   ASSERT_EQ(WaitChild(child), 0);
   shared.Labels().Set(5);
   EXPECT_THAT(Expose(*heap_), AllOf(HasSubstr("workers_sum 4"), HasSubstr("shared 5")));
-  std::this_thread::sleep_for(milliseconds(30));
+  clock.Advance(milliseconds(5) + std::chrono::nanoseconds(1));  // just past the ttl
   const std::string expired = Expose(*heap_);
   EXPECT_THAT(expired, AllOf(Not(HasSubstr("\nworkers_sum ")), Not(HasSubstr("\nshared "))));
   EXPECT_THAT(expired, HasSubstr("\nplain_sum 0"));  // no ttl: a sum of no values is 0

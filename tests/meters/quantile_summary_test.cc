@@ -19,14 +19,17 @@
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
 #include "util/subprocess.h"
+#include "util/test_clock.h"
 
 namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::TestClock;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using ::shmetrics::testing::kSanitized;
 constexpr int kPerProcess = kSanitized ? 5000 : 50000;
@@ -34,6 +37,10 @@ constexpr int kProcs = 4;
 
 class QuantileSummaryTest : public ::shmetrics::testing::HeapTest {
  protected:
+  // The sketch's time slices follow this clock, not the wall clock: observations stay in the
+  // window however long a test takes (or NTP steps), and move out only when a test advances it.
+  // It starts at a slice boundary (a whole second).
+  TestClock clock_;
 };
 
 // The data process p observes: deterministic from (distribution, p).
@@ -159,9 +166,13 @@ TEST_F(QuantileSummaryTest, WindowSlidesAndCountAndSumStayAllTime) {
   EXPECT_THAT(Expose(*heap_), HasSubstr("win{quantile=\"0.5\"} NaN\n"));
   for (int i = 0; i < 100; ++i) s.Observe(5);
   EXPECT_NEAR(s.Quantile(0.5), 5, 0.05);
-  // Slices of 500 ms; a window of the current and the previous slice: after 1.1 s, gone.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  // Slices of 500 ms; a window of the current and the previous slice.
+  clock_.Advance(std::chrono::milliseconds(999));  // the last instant of the next slice: kept
+  EXPECT_NEAR(s.Quantile(0.5), 5, 0.05);
+  EXPECT_THAT(Expose(*heap_), Not(HasSubstr("win{quantile=\"0.5\"} NaN\n")));
+  clock_.Advance(std::chrono::milliseconds(1));  // two slices on: gone
   EXPECT_TRUE(std::isnan(s.Quantile(0.5)));
+  EXPECT_THAT(Expose(*heap_), HasSubstr("win{quantile=\"0.5\"} NaN\n"));
   s.Observe(7);
   EXPECT_NEAR(s.Quantile(0.5), 7, 0.07);
   EXPECT_EQ(s.Count(), 101u);

@@ -18,6 +18,7 @@
 #include "shmetrics/error.h"
 #include "util/heap_fixture.h"
 #include "util/subprocess.h"
+#include "util/test_clock.h"
 
 namespace shmetrics {
 namespace {
@@ -191,6 +192,10 @@ TEST_F(RegistryTest, GaugeOperationsAndScopedHelpers) {
   EXPECT_LT(g.Value(), 5);
   g.SetToCurrentTime();
   EXPECT_NEAR(g.Value(), static_cast<double>(time(nullptr)), 5);
+  // Exactly the library's clock reading, in seconds.
+  ::shmetrics::testing::TestClock clock(1767225600500000000u);
+  g.SetToCurrentTime();
+  EXPECT_EQ(g.Value(), 1767225600.5);
 }
 
 TEST_F(RegistryTest, HistogramSummaryStateSetInfo) {

@@ -22,11 +22,13 @@
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
 #include "util/subprocess.h"
+#include "util/test_clock.h"
 
 namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::TestClock;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
@@ -187,6 +189,7 @@ TEST_F(SpectatorTest, MaxGaugeKeepsTheLargestSinceTheLastScrape) {
 // --- AgeGauge ---
 
 TEST_F(SpectatorTest, AgeGaugeCountsSecondsSinceReset) {
+  TestClock clock;
   auto& f = registry_->AddAgeGauge("last_refresh", "Since refresh", {"cache"});
   EXPECT_EQ(f.name(), "last_refresh_seconds");
   AgeGauge a = f.Labels("users");
@@ -197,19 +200,20 @@ TEST_F(SpectatorTest, AgeGaugeCountsSecondsSinceReset) {
     const size_t at = text.find(key);
     return at == std::string::npos ? -1.0 : std::stod(text.substr(at + key.size()));
   };
-  std::this_thread::sleep_for(milliseconds(300));
-  const double since_creation = age();
-  EXPECT_GE(since_creation, 0.3);
-  EXPECT_LT(since_creation, 60);
-  const pid_t kid = ForkChild([&] {
+  EXPECT_EQ(age(), 0);  // counts from the series' creation
+  clock.Advance(milliseconds(300));
+  EXPECT_EQ(age(), 0.3);
+  clock.Advance(milliseconds(200));
+  const uint64_t reset_at = clock.now();
+  const pid_t kid = ForkChild([&] {  // the child inherits the clock
     f.Labels("users").Reset();
     return 0;
   });
   ASSERT_EQ(WaitChild(kid), 0);
-  EXPECT_GT(a.LastResetUnixNanos(), 0u);
-  const double since_reset = age();
-  EXPECT_GE(since_reset, 0);
-  EXPECT_LT(since_reset, since_creation);
+  EXPECT_EQ(a.LastResetUnixNanos(), reset_at);
+  EXPECT_EQ(age(), 0);
+  clock.Advance(milliseconds(250));
+  EXPECT_EQ(age(), 0.25);  // keeps growing without updates
   EXPECT_THAT(ErrorOf([&] { registry_->AddAgeGauge("x", "X", {}, {.unit = "bytes"}); }),
               HasSubstr("seconds"));
 }
@@ -217,6 +221,7 @@ TEST_F(SpectatorTest, AgeGaugeCountsSecondsSinceReset) {
 // --- Gauge time-to-live ---
 
 TEST_F(SpectatorTest, GaugeTtlStopsExposingStaleAndNaNValues) {
+  TestClock clock;
   auto& f = registry_->AddGauge("temp", "T", {"room"}, {.ttl = milliseconds(400)});
   auto& plain = registry_->AddGauge("plain", "P", {"room"});
   f.Labels("never");
@@ -230,9 +235,11 @@ TEST_F(SpectatorTest, GaugeTtlStopsExposingStaleAndNaNValues) {
   EXPECT_THAT(Scrape(), Not(HasSubstr("temp{room=\"a\"}")));
   f.Labels("a").Set(22);
   EXPECT_THAT(Scrape(), HasSubstr("temp{room=\"a\"} 22\n"));
-  std::this_thread::sleep_for(milliseconds(600));
+  clock.Advance(milliseconds(400));  // exactly the ttl: still fresh
+  EXPECT_THAT(Scrape(), HasSubstr("temp{room=\"a\"} 22\n"));
+  clock.Advance(nanoseconds(1));
   EXPECT_THAT(Scrape(), Not(HasSubstr("temp{room=\"a\"}")));
-  // Another process sets it: back, counting from 0, not from the expired 22.
+  // Another process (inheriting the clock) sets it: back, counting from 0, not from the expired 22.
   const pid_t kid = ForkChild([&] {
     f.Labels("a").Inc(2);
     return 0;
@@ -249,6 +256,7 @@ TEST_F(SpectatorTest, GaugeTtlStopsExposingStaleAndNaNValues) {
 }
 
 TEST_F(SpectatorTest, PerWorkerGaugeTtlDropsStaleWorkers) {
+  TestClock clock;
   auto& f =
       registry_->AddGauge("busy", "B", {}, {.mode = GaugeMode::kSum, .ttl = milliseconds(400)});
   const pid_t kid = ForkChild([&] {
@@ -259,9 +267,11 @@ TEST_F(SpectatorTest, PerWorkerGaugeTtlDropsStaleWorkers) {
   ASSERT_EQ(WaitChild(kid), 0);
   f.Labels().Set(1);
   EXPECT_THAT(Scrape(), HasSubstr("busy 6\n"));
-  std::this_thread::sleep_for(milliseconds(600));
+  clock.Advance(milliseconds(300));
   f.Labels().Set(2);
-  EXPECT_THAT(Scrape(), HasSubstr("busy 2\n"));  // the worker's 5 is stale
+  EXPECT_THAT(Scrape(), HasSubstr("busy 7\n"));  // 300 ms old: the worker's 5 still counts
+  clock.Advance(milliseconds(101));
+  EXPECT_THAT(Scrape(), HasSubstr("busy 2\n"));  // the worker's 5 is stale, 2 is 101 ms old
 }
 
 // --- Percentile buckets ---

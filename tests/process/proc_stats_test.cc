@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -35,12 +34,6 @@ double Hz() { return static_cast<double>(sysconf(_SC_CLK_TCK)); }
 uint64_t PageSize() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
 
 double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; }
-
-double WallNow() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
-}
 
 rusage Usage(int who) {
   rusage ru{};
@@ -225,18 +218,31 @@ TEST(ReadProcessStatsSelf, MaxFdsIsTheSoftRlimit) {
   EXPECT_EQ(seen, static_cast<uint64_t>(lim.rlim_cur - 7));
 }
 
+// Start times are compared with those of processes started before and after, read the same way
+// (one cached boot time plus start ticks), never with the wall clock, which NTP may step.
+double StartTime(pid_t pid) {
+  absl::StatusOr<ProcessStats> s = ReadProcessStats(pid);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? s->start_time_seconds : -1;
+}
+
 TEST(ReadProcessStatsSelf, StartTimeIsInThePast) {
   ProcessStats s = ReadSelf();
-  const double now = WallNow();
-  // Boot time is whole seconds and drifts with NTP, hence the slack.
-  EXPECT_LE(s.start_time_seconds, now + 2);
-  EXPECT_GE(s.start_time_seconds, now - 24 * 3600);
+  EXPECT_GT(s.start_time_seconds, 0);
+  EXPECT_GE(s.start_time_seconds, StartTime(getppid()));  // after the process that started us
+  BlockedChild later = BlockedChild::Start();
+  EXPECT_LE(s.start_time_seconds, StartTime(later.pid));  // before one started now
+  later.StopAndReap();
 }
 
 TEST(ReadProcessStatsChild, StartTimeOfAFreshChildIsNow) {
-  const double t0 = WallNow();
+  // Each child holds the release pipes of those started before it: stop them in reverse order.
+  BlockedChild before = BlockedChild::Start();
   BlockedChild child = BlockedChild::Start();
-  const double t1 = WallNow();
+  BlockedChild after = BlockedChild::Start();
+  const double t0 = StartTime(before.pid);
+  const double t1 = StartTime(after.pid);
+  after.StopAndReap();
 #if defined(__SANITIZE_THREAD__)
   // ThreadSanitizer's runtime may start a background thread of its own in the child, at a moment
   // of its choosing: expect what the kernel lists, read when it holds still around our read.
@@ -262,9 +268,11 @@ TEST(ReadProcessStatsChild, StartTimeOfAFreshChildIsNow) {
   const uint64_t expected_threads = 1;
 #endif
   child.StopAndReap();
+  before.StopAndReap();
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_GE(s->start_time_seconds, t0 - 2);
-  EXPECT_LE(s->start_time_seconds, t1 + 2);
+  EXPECT_GE(s->start_time_seconds, t0);
+  EXPECT_LE(s->start_time_seconds, t1);
+  EXPECT_GE(s->start_time_seconds, ReadSelf().start_time_seconds);
   EXPECT_EQ(s->threads, expected_threads);
 }
 

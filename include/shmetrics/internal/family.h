@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "shmetrics/internal/cell.h"
+#include "shmetrics/internal/clock.h"
 #include "shmetrics/internal/quantile_sketch.h"
 #include "shmetrics/internal/worker.h"
 #include "shmetrics/metric_type.h"
@@ -29,8 +30,6 @@ namespace internal {
 
 // Offsets inside a series record (see src/meters/layout.h for the whole layout).
 inline constexpr uint32_t kSeriesCellsOffset = 32;
-
-uint64_t NowUnixNanos() noexcept;
 
 class FamilyBase;
 

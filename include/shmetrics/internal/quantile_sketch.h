@@ -36,14 +36,13 @@
 #ifndef SHMETRICS_INTERNAL_QUANTILE_SKETCH_H_
 #define SHMETRICS_INTERNAL_QUANTILE_SKETCH_H_
 
-#include <time.h>
-
 #include <bit>
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include "shmetrics/internal/cell.h"
+#include "shmetrics/internal/clock.h"
 
 namespace shmetrics::internal {
 
@@ -105,14 +104,6 @@ struct SketchLayout {
   // window. NaN when the window is empty or q is not in [0, 1].
   double Quantile(std::span<const uint64_t> counts, double q) const noexcept;
 };
-
-// Unix time in nanoseconds from the coarse clock (a vDSO read of the kernel's tick-resolution
-// time: a few nanoseconds, never a system call). Enough for time slices of 100 ms or more.
-inline uint64_t CoarseNowUnixNanos() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 }  // namespace shmetrics::internal
 
