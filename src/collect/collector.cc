@@ -353,7 +353,7 @@ std::string ClaimNames(std::span<const Member> members,
     if (it == claimed->end()) continue;
     return absl::StrCat("family \"", d.name, "\" would write the sample name \"", n,
                         "\", which family \"", std::string(it->second),
-                        "\" of another served heap writes too, so it is left out");
+                        "\" writes too, so it is left out");
   }
   for (const std::string& n : names) claimed->emplace(n, d.name);
   return "";
@@ -390,8 +390,9 @@ absl::Status CollectMerged(std::span<const HeapSource> sources, std::string_view
   for (const HeapRead& h : heaps) {
     for (const FamilyView& f : h.families) by_name[f.def.name].push_back({&h, &f});
   }
-  // Each heap's registry kept its families from sharing a sample name; families of different
-  // heaps may still (counter x in one, gauge x_total in another): the later one is left out.
+  // Registration keeps the families of a heap from sharing a sample name, but families of
+  // different heaps may (counter x in one, gauge x_total in another), and so may those of a
+  // heap an older version wrote or someone crafted: the later one in name order is left out.
   std::map<std::string, std::string_view> claimed;  // sample or family name -> its family
   for (const auto& [name, members] : by_name) {
     if (!Selected(options, members[0].family->def)) continue;
@@ -399,7 +400,7 @@ absl::Status CollectMerged(std::span<const HeapSource> sources, std::string_view
     for (size_t i = 1; i < members.size() && problem.empty(); ++i) {
       problem = MergeProblem(members[0], members[i]);
     }
-    if (problem.empty() && heaps.size() > 1) problem = ClaimNames(members, &claimed);
+    if (problem.empty()) problem = ClaimNames(members, &claimed);
     if (problem.empty() && HasLabel(members[0].family->def, heap_label)) {
       problem = absl::StrCat("family \"", std::string(name), "\" has a label named \"",
                              std::string(heap_label),

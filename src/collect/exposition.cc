@@ -1,10 +1,13 @@
 #include "collect/exposition.h"
 
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "collect/collector.h"
 #include "expose/encoder.h"
 #include "shm/heap_access.h"
@@ -22,11 +25,15 @@ absl::Status CollectHeaps(const std::vector<Heap>& heaps, expose::Encoder& enc,
   std::vector<MergeConflict> conflicts;
   absl::Status s =
       CollectMerged(sources, heaps.size() > 1 ? kDefaultHeapLabel : "", enc, options, &conflicts);
-  if (s.ok() && !conflicts.empty()) {
-    // A conflict is the program's own doing (two heaps it serves disagree): say so loudly, and
-    // serve everything else.
-    for (const MergeConflict& c : conflicts)
+  // A conflict is the program's own doing (two heaps it serves disagree, or a heap an older
+  // version wrote): say so once per process, not at every scrape, and serve everything else.
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* logged ABSL_GUARDED_BY(mu) = new std::set<std::string>;
+  for (const MergeConflict& c : conflicts) {
+    absl::MutexLock lock(&mu);
+    if (logged->insert(c.message).second) {
       std::fprintf(stderr, "shmetrics: %s\n", c.message.c_str());
+    }
   }
   return s;
 }

@@ -170,7 +170,16 @@ TEST_F(ExpositionNamesTest, VerifyFlagsAHeapThatHoldsAClashingPair) {
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()),
               AllOf(HasSubstr("\"x\""), HasSubstr("\"x_total\""), HasSubstr("clashing")));
-  // And inspect --verify says so (the tool calls VerifyMetrics).
+  // And inspect --verify says so (the tool calls VerifyMetrics). A scrape of such a heap leaves
+  // the later family out rather than write x_total twice.
+  registry_->AddCounter("x", "C").Labels().Inc(4);
+  ::testing::internal::CaptureStderr();
+  const std::string om = Expose(*heap_, ExpositionFormat::kOpenMetrics);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              AllOf(HasSubstr("\"x_total\""), HasSubstr("left out")));
+  EXPECT_THAT(om, HasSubstr("\nx_total 4\n"));
+  EXPECT_THAT(om, Not(HasSubstr("# TYPE x_total gauge")));
+  ExpectValidExposition();
 }
 
 TEST_F(ExpositionNamesTest, ReservedConstLabelsAreRefused) {
