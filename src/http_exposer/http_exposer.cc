@@ -6,12 +6,12 @@
 #include "expose/encoder.h"
 #include "expose/gzip.h"
 #include "expose/negotiate.h"
-#include "http_exposer/family_source.h"
 #include "http/basic_auth.h"
 #include "http/query.h"
 #include "http/responses.h"
 #include "http/server.h"
 #include "http/web_config.h"
+#include "http_exposer/family_source.h"
 #include "shm/status_error.h"
 #include "shmetrics/error.h"
 

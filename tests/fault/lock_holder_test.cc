@@ -100,15 +100,17 @@ class LockHolderTest : public testing::HeapTest {
 };
 
 TEST_F(LockHolderTest, RegistrationLockHolderKilled) {
-  KillWhileHolding([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).lock().lock(); });
+  KillWhileHolding(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).lock().lock(); });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
   EXPECT_EQ(shm::HeapAccess::segment(*heap_).header().lock.recoveries(), 1u);
   ExpectAllRecorded();
 }
 
 TEST_F(LockHolderTest, WorkerTableLockHolderKilled) {
-  KillWhileHolding(
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).header().worker_lock.lock(); });
+  KillWhileHolding([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    shm::HeapAccess::segment(*heap_).header().worker_lock.lock();
+  });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
   EXPECT_EQ(shm::HeapAccess::segment(*heap_).header().worker_lock.recoveries(), 1u);
   ExpectAllRecorded();
@@ -117,8 +119,9 @@ TEST_F(LockHolderTest, WorkerTableLockHolderKilled) {
 }
 
 TEST_F(LockHolderTest, ExemplarLockHolderKilled) {
-  KillWhileHolding(
-      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { shm::HeapAccess::segment(*heap_).header().exemplar_lock.lock(); });
+  KillWhileHolding([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    shm::HeapAccess::segment(*heap_).header().exemplar_lock.lock();
+  });
   EXPECT_EQ(EverythingElseGoesOn(), 0);
   EXPECT_EQ(shm::HeapAccess::segment(*heap_).header().exemplar_lock.recoveries(), 1u);
   ExpectAllRecorded();

@@ -64,8 +64,7 @@ class BadInputTest : public testing::HeapTest {
   }
 
   // Runs f, which must throw Error with `code` and a message containing `what`.
-  static void ExpectError(const std::function<void()>& f, ErrorCode code,
-                          const std::string& what) {
+  static void ExpectError(const std::function<void()>& f, ErrorCode code, const std::string& what) {
     try {
       f();
       ADD_FAILURE() << "no error; expected " << what;
@@ -115,10 +114,8 @@ TEST_F(BadInputTest, HeapFilesThatAreNotToBeTrusted) {
     Heap h = Heap::CreateAtPath(path);
     Registry(h).AddCounter("on_disk", "D").Labels().Inc(7);
   }
-  ExpectError([&] { Heap::OpenAtPath(dir + "/missing"); }, ErrorCode::kNotFound,
-              "does not exist");
-  ExpectError([&] { Heap::OpenAtPath(dir); }, ErrorCode::kPermissionDenied,
-              "Is a directory");
+  ExpectError([&] { Heap::OpenAtPath(dir + "/missing"); }, ErrorCode::kNotFound, "does not exist");
+  ExpectError([&] { Heap::OpenAtPath(dir); }, ErrorCode::kPermissionDenied, "Is a directory");
 
   // Loose permissions: group or others may write it.
   ASSERT_EQ(chmod(path.c_str(), 0666), 0);
@@ -134,8 +131,8 @@ TEST_F(BadInputTest, HeapFilesThatAreNotToBeTrusted) {
     ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
     ExpectError([&] { Heap::OpenAtPath(path); }, ErrorCode::kPermissionDenied,
                 "is owned by uid 65534, not by this user (uid 0)");
-    ExpectError([&] { Heap::OpenAtPath(path, {.read_only = true}); },
-                ErrorCode::kPermissionDenied, "owned by uid 65534");
+    ExpectError([&] { Heap::OpenAtPath(path, {.read_only = true}); }, ErrorCode::kPermissionDenied,
+                "owned by uid 65534");
     Heap theirs = Heap::OpenAtPath(path, {.read_only = true, .allow_other_owner = true});
     EXPECT_THAT(Expose(theirs), HasSubstr("on_disk_total 7"));
     ASSERT_EQ(chown(path.c_str(), 0, 0), 0);
@@ -151,8 +148,7 @@ TEST_F(BadInputTest, HeapFilesThatAreNotToBeTrusted) {
     std::fclose(f);
   }
   ASSERT_EQ(chmod(garbage.c_str(), 0600), 0);
-  ExpectError([&] { Heap::OpenAtPath(garbage); }, ErrorCode::kDataLoss,
-              "is not a shmetrics heap");
+  ExpectError([&] { Heap::OpenAtPath(garbage); }, ErrorCode::kDataLoss, "is not a shmetrics heap");
   ASSERT_EQ(truncate(path.c_str(), 5000), 0);
   ExpectError([&] { Heap::OpenAtPath(path); }, ErrorCode::kDataLoss, "truncated");
   std::filesystem::remove_all(dir);
