@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -319,6 +320,7 @@ absl::Status Segment::ForEachEntry(uint64_t table,
   constexpr size_t kAhead = 16;
   const uint64_t limit = ReadableSize();
   const size_t n = entries.size();
+  std::string key_copy;
   for (size_t i = 0; i < n; ++i) {
     // Gathered offsets are 8-aligned and inside the heap.
     if (i + kAhead < n) __builtin_prefetch(base_ + entries[i + kAhead] - kBlockHeaderSize);
@@ -329,7 +331,17 @@ absl::Status Segment::ForEachEntry(uint64_t table,
     }
     const Entry* e = CheckedEntry(*this, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
-    if (!f(std::string_view(reinterpret_cast<const char*>(e + 1), e->key_len), e->value)) break;
+    std::string_view key(reinterpret_cast<const char*>(e + 1), e->key_len);
+    if (erased) {
+      // A block freed by an erasure may be an entry again, its key still being written: read
+      // half old, half new, it could spell another live key. The inserter writes the hash
+      // before the key, so a copy whose hash is not the stored one is such a torn read: skip it.
+      const uint64_t hash = LoadShared(e->hash);
+      key_copy.assign(key.data(), key.size());
+      if (KeyHash(key_copy.data(), key_copy.size()) != hash) continue;
+      key = key_copy;
+    }
+    if (!f(key, e->value)) break;
   }
   return absl::OkStatus();
 }
