@@ -24,9 +24,12 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "util/subprocess.h"
 
 namespace shmetrics::process {
 namespace {
+
+using ::shmetrics::testing::BlockedChild;
 
 using ::testing::HasSubstr;
 
@@ -54,34 +57,6 @@ ProcessStats ReadSelf() {
   EXPECT_TRUE(s.ok()) << s.status();
   return s.value_or(ProcessStats{});
 }
-
-// A child that blocks until the returned fd is closed (or the test process dies).
-struct BlockedChild {
-  pid_t pid = -1;
-  int release_fd = -1;
-
-  static BlockedChild Start() {
-    int p[2];
-    EXPECT_EQ(pipe(p), 0);
-    BlockedChild c;
-    c.pid = fork();
-    if (c.pid == 0) {
-      close(p[1]);
-      char b;
-      while (read(p[0], &b, 1) > 0) {
-      }
-      _exit(0);
-    }
-    close(p[0]);
-    c.release_fd = p[1];
-    return c;
-  }
-  void StopAndReap() {
-    close(release_fd);
-    int status = 0;
-    EXPECT_EQ(waitpid(pid, &status, 0), pid);
-  }
-};
 
 // ---------------------------------------------------------------------------------------------
 // The real /proc, checked against independent sources.

@@ -10,37 +10,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "util/subprocess.h"
 
 namespace shmetrics::shm {
 namespace {
 
-// A child that blocks until release_fd is closed (or the test process dies).
-struct BlockedChild {
-  pid_t pid = -1;
-  int release_fd = -1;
-
-  static BlockedChild Start() {
-    int p[2];
-    EXPECT_EQ(pipe(p), 0);
-    BlockedChild c;
-    c.pid = fork();
-    if (c.pid == 0) {
-      close(p[1]);
-      char b;
-      while (read(p[0], &b, 1) > 0) {
-      }
-      _exit(0);
-    }
-    close(p[0]);
-    c.release_fd = p[1];
-    return c;
-  }
-  void StopAndReap() {
-    close(release_fd);
-    int status = 0;
-    EXPECT_EQ(waitpid(pid, &status, 0), pid);
-  }
-};
+using ::shmetrics::testing::BlockedChild;
 
 // A /proc/<pid>/stat line: field i (4..52) is 1000 + i unless overridden.
 std::string StatLine(pid_t pid, const std::string& comm, char state = 'S',

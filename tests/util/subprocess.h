@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "gtest/gtest.h"
+
 namespace shmetrics::testing {
 
 // True in AddressSanitizer and ThreadSanitizer builds, where tests that size their work by time
@@ -80,6 +82,34 @@ inline std::string UniqueHeapName(const char* tag) {
   return std::string("test-") + tag + "-" + std::to_string(getpid()) + "-" +
          std::to_string(++counter);
 }
+
+// A child that blocks until release_fd is closed (or the test process dies).
+struct BlockedChild {
+  pid_t pid = -1;
+  int release_fd = -1;
+
+  static BlockedChild Start() {
+    int p[2];
+    EXPECT_EQ(pipe(p), 0);
+    BlockedChild c;
+    c.pid = fork();
+    if (c.pid == 0) {
+      close(p[1]);
+      char b;
+      while (read(p[0], &b, 1) > 0) {
+      }
+      _exit(0);
+    }
+    close(p[0]);
+    c.release_fd = p[1];
+    return c;
+  }
+  void StopAndReap() {
+    close(release_fd);
+    int status = 0;
+    EXPECT_EQ(waitpid(pid, &status, 0), pid);
+  }
+};
 
 }  // namespace shmetrics::testing
 
