@@ -25,6 +25,7 @@
 #include <concepts>
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -35,6 +36,8 @@
 namespace shmetrics {
 
 using ExemplarLabels = std::initializer_list<std::pair<std::string_view, std::string_view>>;
+// The same, for label sets known only at run time (from a binding, say).
+using ExemplarLabelSpan = std::span<const std::pair<std::string_view, std::string_view>>;
 
 class Counter {
  public:
@@ -71,7 +74,10 @@ class Counter {
   // Adds v and records an exemplar (OpenMetrics: the label text is limited to 128 characters;
   // longer sets are dropped and the increment still counts). May lock; use it on sampled
   // requests, not on every update.
-  bool IncWithExemplar(double v, ExemplarLabels labels) noexcept;
+  bool IncWithExemplar(double v, ExemplarLabels labels) noexcept {
+    return IncWithExemplar(v, ExemplarLabelSpan(labels.begin(), labels.size()));
+  }
+  bool IncWithExemplar(double v, ExemplarLabelSpan labels) noexcept;
 
   // The current value, summed over stripes.
   double Value() const noexcept;

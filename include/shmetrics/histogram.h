@@ -65,7 +65,10 @@ class Histogram {
     return true;
   }
   // Records v with an exemplar on its bucket. May lock.
-  bool ObserveWithExemplar(double v, ExemplarLabels labels) noexcept;
+  bool ObserveWithExemplar(double v, ExemplarLabels labels) noexcept {
+    return ObserveWithExemplar(v, ExemplarLabelSpan(labels.begin(), labels.size()));
+  }
+  bool ObserveWithExemplar(double v, ExemplarLabelSpan labels) noexcept;
 
   // Observes the seconds between the call and the end of the returned scope (steady clock).
   // Every meter that can time a scope calls it Time().

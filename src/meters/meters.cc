@@ -56,9 +56,9 @@ double Counter::Value() const noexcept {
   return total;
 }
 
-bool Counter::IncWithExemplar(double v, ExemplarLabels labels) noexcept {
+bool Counter::IncWithExemplar(double v, ExemplarLabelSpan labels) noexcept {
   if (!Inc(v)) return false;
-  ref_.family->WriteExemplar(ref_.record, 0, v, {labels.begin(), labels.size()});
+  ref_.family->WriteExemplar(ref_.record, 0, v, labels);
   return true;
 }
 
@@ -69,9 +69,9 @@ uint64_t Histogram::Count() const noexcept {
   return n;
 }
 
-bool Histogram::ObserveWithExemplar(double v, ExemplarLabels labels) noexcept {
+bool Histogram::ObserveWithExemplar(double v, ExemplarLabelSpan labels) noexcept {
   if (!Observe(v)) return false;
-  ref_.family->WriteExemplar(ref_.record, Bucket(v), v, {labels.begin(), labels.size()});
+  ref_.family->WriteExemplar(ref_.record, Bucket(v), v, labels);
   return true;
 }
 

@@ -1,0 +1,1 @@
+"""gunicorn server hooks (work in progress)."""

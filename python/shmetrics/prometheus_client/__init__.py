@@ -1,0 +1,1 @@
+"""A drop-in for prometheus_client (work in progress)."""

@@ -1,0 +1,1 @@
+"""prometheus_client.multiprocess compatibility (work in progress)."""
