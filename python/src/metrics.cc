@@ -342,7 +342,7 @@ PyObject* LabelValues(MetricObject* o, PyObject* const* args, Py_ssize_t nargs, 
   const Py_ssize_t nkw = kwnames == nullptr ? 0 : PyTuple_GET_SIZE(kwnames);
   const auto n = static_cast<Py_ssize_t>(names.size());
   if (n == 0) {
-    PyErr_Format(PyExc_ValueError, "No label names were set when constructing %s %s",
+    PyErr_Format(PyExc_ValueError, "No label names were set when constructing %s:%s",
                  TypeWord(o->type), o->family->name().c_str());
     return nullptr;
   }
@@ -353,7 +353,7 @@ PyObject* LabelValues(MetricObject* o, PyObject* const* args, Py_ssize_t nargs, 
   PyObject* given[kMaxLabels] = {};
   if (nkw == 0) {
     if (nargs != n) {
-      PyErr_Format(PyExc_ValueError, "Incorrect label count (expected %zd, got %zd)", n, nargs);
+      PyErr_Format(PyExc_ValueError, "Incorrect label count");
       return nullptr;
     }
     for (Py_ssize_t i = 0; i < n; ++i) given[i] = args[i];
@@ -391,7 +391,9 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   MetricObject* o = Self(self);
   if (!Registered(o)) return nullptr;
   if (o->label_values != nullptr) {
-    PyErr_SetString(PyExc_ValueError, "labels() of a child: call it on the family");
+    PyErr_Format(PyExc_ValueError,
+                 "%s:%s already has labels set (%R); can not chain calls to .labels()",
+                 TypeWord(o->type), o->family->name().c_str(), o->label_values);
     return nullptr;
   }
   // The common case first: label values given as str, by position, and seen before.
@@ -615,9 +617,9 @@ H* Bound(PyObject* self) {
   return &Get<H>(o);
 }
 
-PyObject* RejectCounterAmount(PyObject* amount) {
-  PyErr_Format(PyExc_ValueError,
-               "Counters can only be incremented by non-negative amounts (got %R).", amount);
+// prometheus_client's words, which code written for it may match.
+PyObject* RejectCounterAmount(PyObject*) {
+  PyErr_SetString(PyExc_ValueError, "Counters can only be incremented by non-negative amounts.");
   return nullptr;
 }
 

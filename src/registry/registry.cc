@@ -401,12 +401,12 @@ internal::FamilyBase& Registry::Register(Spec spec) {
   shm::Segment& seg = shm::HeapAccess::segment(heap_);
   uint64_t family_off = objects != nullptr ? objects->front()->offset() : 0;
   if (family_off == 0) {
-    if (seg.read_only()) {
+    const uint64_t root = seg.header().root_table.load(std::memory_order_acquire);
+    family_off = seg.Find(root, name);
+    if (family_off == 0 && seg.read_only()) {
       Throw(absl::StatusCode::kFailedPrecondition,
             absl::StrCat("cannot register ", Quoted(name), ": the heap is open read-only"));
     }
-    const uint64_t root = seg.header().root_table.load(std::memory_order_acquire);
-    family_off = seg.Find(root, name);
     if (family_off == 0) {
       shm::MutexLock heap_lock(seg.lock());
       family_off = seg.Find(root, name);

@@ -300,5 +300,15 @@ TEST_F(BadInputTest, ReadOnlyHeapRefusesWrites) {
   EXPECT_EQ(Exposition(), before_);
 }
 
+TEST_F(BadInputTest, ReadOnlyHeapRegistersFamiliesItAlreadyHolds) {
+  Registry writer(Heap::Open(name_));
+  writer.AddCounter("seen", "h", {"k"}).Labels("a").Inc(3);
+  Registry reader(Heap::Open(name_, {.read_only = true}));
+  auto& seen = reader.AddCounter("seen", "h", {"k"});
+  EXPECT_EQ(seen.Labels("a").Value(), 3);
+  EXPECT_EQ(seen.Labels("b").Value(), 0);  // a new child of a read-only heap goes nowhere
+  EXPECT_EQ(seen.size(), 1u);
+}
+
 }  // namespace
 }  // namespace shmetrics
