@@ -39,7 +39,10 @@ struct MetricObject {
   PyObject* parent;                  // a child's family object; nullptr for a family object
   PyObject* label_values;  // a child's label values (a tuple of str); nullptr for a family
   PyObject* spec;          // what the Python layer registered a family with (for pickling)
+  PyObject* cache;         // a family's children by label values (see Cached); or nullptr
   const FamilyBase* family;
+  const char* record;  // a cached child's series record, and when it was created, so a
+  uint64_t created;    // reuse can check that no process removed the series since
   MetricType type;
   bool bound;  // `handle` holds a child
   alignas(16) unsigned char handle[kHandleBytes];
@@ -288,8 +291,47 @@ PyObject* NewChild(MetricObject* parent, const SeriesRef& ref, PyObject* values)
   c->label_values = values;
   c->family = parent->family;
   c->type = parent->type;
+  c->record = ref.record;
+  c->created = internal::SeriesCreatedUnixNanos(ref.record);
   EmplaceHandle(c, ref);
   return reinterpret_cast<PyObject*>(c);
+}
+
+// Children are cached per family object, as prometheus_client caches them, so labels() on a
+// known label set is a dict lookup instead of a hash probe in the heap and a new object. A
+// cached child is reused only while its series record still holds the series it was made for:
+// another process may have removed it (and the record been reused). Bounded: a family whose
+// label sets keep changing starts the cache over.
+constexpr Py_ssize_t kMaxCachedChildren = 16384;
+
+// The cache key of a label-value tuple: the value itself for one label.
+PyObject* CacheKey(PyObject* values) {
+  return PyTuple_GET_SIZE(values) == 1 ? PyTuple_GET_ITEM(values, 0) : values;
+}
+
+// A borrowed cached child for `key`, or nullptr (no error set unless one occurred).
+PyObject* Cached(MetricObject* o, PyObject* key) {
+  if (o->cache == nullptr) return nullptr;
+  PyObject* child = PyDict_GetItemWithError(o->cache, key);
+  if (child == nullptr) return nullptr;
+  MetricObject* c = Self(child);
+  if (internal::SeriesStillHolds(c->record, c->created)) return child;
+  if (PyDict_DelItem(o->cache, key) < 0) PyErr_Clear();
+  return nullptr;
+}
+
+void Remember(MetricObject* o, PyObject* key, PyObject* child) {
+  if (o->cache == nullptr) {
+    o->cache = PyDict_New();
+    if (o->cache == nullptr) return PyErr_Clear();
+  } else if (PyDict_GET_SIZE(o->cache) >= kMaxCachedChildren) {
+    PyDict_Clear(o->cache);
+  }
+  if (PyDict_SetItem(o->cache, key, child) < 0) PyErr_Clear();
+}
+
+void Forget(MetricObject* o, PyObject* values) {
+  if (o->cache != nullptr && PyDict_DelItem(o->cache, CacheKey(values)) < 0) PyErr_Clear();
 }
 
 // The values of labels(*values) or labels(**pairs), in the order the family declared its label
@@ -352,19 +394,50 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     PyErr_SetString(PyExc_ValueError, "labels() of a child: call it on the family");
     return nullptr;
   }
+  // The common case first: label values given as str, by position, and seen before.
+  if (kwnames == nullptr && o->cache != nullptr && nargs >= 1 &&
+      static_cast<size_t>(nargs) == o->family->label_names().size()) {
+    bool all_str = true;
+    for (Py_ssize_t i = 0; all_str && i < nargs; ++i) all_str = PyUnicode_CheckExact(args[i]);
+    if (all_str && nargs == 1) {
+      if (PyObject* child = Cached(o, args[0])) return Py_NewRef(child);
+      if (PyErr_Occurred()) return nullptr;
+    } else if (all_str) {
+      PyObject* key = PyTuple_New(nargs);
+      if (key == nullptr) return nullptr;
+      for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(key, i, Py_NewRef(args[i]));
+      PyObject* child = Cached(o, key);
+      Py_DECREF(key);
+      if (child != nullptr) return Py_NewRef(child);
+      if (PyErr_Occurred()) return nullptr;
+    }
+  }
   Refs keep;
   std::string_view views[kMaxLabels];
   PyObject* values = LabelValues(o, args, nargs, kwnames, keep, views);
   if (values == nullptr) return nullptr;
+  if (PyObject* child = Cached(o, CacheKey(values))) {
+    Py_DECREF(values);
+    return Py_NewRef(child);
+  }
+  if (PyErr_Occurred()) {
+    Py_DECREF(values);
+    return nullptr;
+  }
   SeriesRef ref;
+  bool own = false;
   try {
-    ref = o->family->Lookup({views, static_cast<size_t>(PyTuple_GET_SIZE(values))});
+    ref = o->family->Lookup({views, static_cast<size_t>(PyTuple_GET_SIZE(values))}, &own);
   } catch (...) {
     Py_DECREF(values);
     SetErrorFromException();
     return nullptr;
   }
-  return NewChild(o, ref, values);
+  PyObject* key = Py_NewRef(CacheKey(values));
+  PyObject* child = NewChild(o, ref, values);
+  if (child != nullptr && own) Remember(o, key, child);
+  Py_DECREF(key);
+  return child;
 }
 
 PyObject* MetricRemove(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -375,6 +448,7 @@ PyObject* MetricRemove(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   PyObject* values = LabelValues(o, args, nargs, kwnames, keep, views);
   if (values == nullptr) return nullptr;
   const Py_ssize_t n = PyTuple_GET_SIZE(values);
+  Forget(o, values);
   Py_DECREF(values);
   bool removed = false;
   try {
@@ -389,6 +463,7 @@ PyObject* MetricRemove(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
 PyObject* MetricClear(PyObject* self, PyObject*) {
   MetricObject* o = Self(self);
   if (!Registered(o)) return nullptr;
+  if (o->cache != nullptr) PyDict_Clear(o->cache);
   try {
     o->family->Clear();
   } catch (...) {
@@ -474,13 +549,32 @@ PyObject* MetricRepr(PyObject* self) {
   return PyUnicode_FromFormat("<%s %s>", cls, o->family->name().c_str());
 }
 
-void MetricDealloc(PyObject* self) {
-  PyTypeObject* tp = Py_TYPE(self);
+// A family's cache refers to its children and each child to its family: a cycle the
+// collector must see.
+int MetricTraverse(PyObject* self, visitproc visit, void* arg) {
   MetricObject* o = Self(self);
-  Py_CLEAR(o->registry);
+  Py_VISIT(Py_TYPE(self));
+  Py_VISIT(o->parent);
+  Py_VISIT(o->label_values);
+  Py_VISIT(o->spec);
+  Py_VISIT(o->cache);
+  return 0;
+}
+
+int MetricClearRefs(PyObject* self) {
+  MetricObject* o = Self(self);
   Py_CLEAR(o->parent);
   Py_CLEAR(o->label_values);
   Py_CLEAR(o->spec);
+  Py_CLEAR(o->cache);
+  return 0;
+}
+
+void MetricDealloc(PyObject* self) {
+  PyTypeObject* tp = Py_TYPE(self);
+  PyObject_GC_UnTrack(self);
+  MetricClearRefs(self);
+  Py_CLEAR(Self(self)->registry);
   tp->tp_free(self);
   Py_DECREF(tp);
 }
@@ -1001,6 +1095,8 @@ bool AddMetricTypes(PyObject* module) {
     auto* qualified = new std::string(std::string("shmetrics._shmetrics.") + def.name);
     auto* slots = new std::vector<PyType_Slot>{
         {Py_tp_dealloc, reinterpret_cast<void*>(MetricDealloc)},
+        {Py_tp_traverse, reinterpret_cast<void*>(MetricTraverse)},
+        {Py_tp_clear, reinterpret_cast<void*>(MetricClearRefs)},
         {Py_tp_repr, reinterpret_cast<void*>(MetricRepr)},
         {Py_tp_methods, methods->data()},
         {Py_tp_getset, g_getset},
@@ -1009,7 +1105,8 @@ bool AddMetricTypes(PyObject* module) {
         {0, nullptr},
     };
     auto* spec = new PyType_Spec{qualified->c_str(), sizeof(MetricObject), 0,
-                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots->data()};
+                                 Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+                                 slots->data()};
     PyObject* type = PyType_FromSpec(spec);
     if (type == nullptr) return false;
     g_base[static_cast<size_t>(def.type)] = reinterpret_cast<PyTypeObject*>(type);

@@ -86,7 +86,7 @@ std::string_view FamilyBase::BuildKey(std::span<const std::string_view> canonica
   return std::string_view(out, total);
 }
 
-SeriesRef FamilyBase::Lookup(std::span<const std::string_view> values) const {
+SeriesRef FamilyBase::Lookup(std::span<const std::string_view> values, bool* own) const {
   if (values.size() != declared_names_.size()) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("metric ", Quoted(name_), " has ", declared_names_.size(), " label names [",
@@ -103,10 +103,13 @@ SeriesRef FamilyBase::Lookup(std::span<const std::string_view> values) const {
   std::string spill;
   const std::span<const std::string_view> c(canonical, values.size());
   const std::string_view key = BuildKey(c, buf, sizeof buf, &spill);
+  bool found = true;
+  if (own == nullptr) own = &found;
+  *own = true;
   if (const uint64_t off = segment_->Find(table_off_, key); off != 0) {
     return {segment_->base() + off, this};
   }
-  return CreateSeries(key, c);
+  return CreateSeries(key, c, own);
 }
 
 SeriesRef FamilyBase::LookupMap(
@@ -147,14 +150,18 @@ void FamilyBase::InitSeries(char* record) const {
 }
 
 SeriesRef FamilyBase::CreateSeries(std::string_view key,
-                                   std::span<const std::string_view> canonical) const {
+                                   std::span<const std::string_view> canonical, bool* own) const {
   for (size_t i = 0; i < canonical.size(); ++i) {
     ValidateLabelValue(name_, canonical_names_[i], canonical[i]);
   }
   shm::Segment& seg = *segment_;
+  *own = false;
   if (segment_->read_only()) return {Dummy(), this};
   if (max_children_ != 0 && seg.TableSize(table_off_) >= max_children_) return Overflow();
-  if (char* record = FindOrInsertSeries(key); record != nullptr) return {record, this};
+  if (char* record = FindOrInsertSeries(key); record != nullptr) {
+    *own = true;
+    return {record, this};
+  }
   // The heap is full: the overflow child takes the updates when it exists (or still fits),
   // else they go nowhere; either way the self-metric counts the lookup.
   return Overflow();

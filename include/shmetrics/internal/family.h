@@ -30,6 +30,20 @@ namespace internal {
 
 // Offsets inside a series record (see src/meters/layout.h for the whole layout).
 inline constexpr uint32_t kSeriesCellsOffset = 32;
+// The first word of a live series record; a freed record holds a free-list link there.
+inline constexpr uint64_t kLiveSeriesMagic = 0x7365697265734d53ULL;  // "SMseries"
+
+// When a series record was created (Unix ns). A process that keeps handles in a cache (the
+// Python binding does) stores this with each handle and checks SeriesStillHolds before reusing
+// one: another process may have removed the series, and its record been reused for another.
+inline uint64_t SeriesCreatedUnixNanos(const char* record) noexcept {
+  return __atomic_load_n(reinterpret_cast<const uint64_t*>(record + 8), __ATOMIC_RELAXED);
+}
+inline bool SeriesStillHolds(const char* record, uint64_t created_unix_ns) noexcept {
+  return __atomic_load_n(reinterpret_cast<const uint64_t*>(record), __ATOMIC_RELAXED) ==
+             kLiveSeriesMagic &&
+         SeriesCreatedUnixNanos(record) == created_unix_ns;
+}
 
 class FamilyBase;
 
@@ -45,7 +59,12 @@ class FamilyBase {
   virtual ~FamilyBase();
 
   // values in the order the label names were declared.
-  SeriesRef Lookup(std::span<const std::string_view> values) const;
+  SeriesRef Lookup(std::span<const std::string_view> values) const {
+    return Lookup(values, nullptr);
+  }
+  // The same; *own is set to whether the ref is the series of exactly these values (not the
+  // overflow series, nor the detached one of a read-only heap), which a cache may keep.
+  SeriesRef Lookup(std::span<const std::string_view> values, bool* own) const;
   SeriesRef LookupMap(std::span<const std::pair<std::string_view, std::string_view>> labels) const;
   bool Remove(std::span<const std::string_view> values) const;
   void Clear() const;
@@ -83,7 +102,8 @@ class FamilyBase {
 
  private:
   friend class ::shmetrics::RegistryAccess;
-  SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> canonical) const;
+  SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> canonical,
+                         bool* own) const;
   SeriesRef Overflow() const;
   // Takes the heap lock. Returns nullptr when the heap is full.
   // With use_spares, the family's reserved record and entry serve when the heap is full (the
