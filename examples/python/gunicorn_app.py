@@ -32,7 +32,7 @@ LATENCY = registry.histogram("http_request_duration", "Time to produce a respons
 # livesum: the requests of a worker that dies mid-request stop counting when it is gone.
 IN_PROGRESS = registry.gauge("http_requests_in_progress", "Requests being served",
                              mode="livesum")
-# One series per live worker (worker_id label): its pid.
+# One series per live worker (worker_id label): its pid, from its first request on.
 WORKER_PID = registry.gauge("worker_pid", "Process id of each live worker", mode="liveall")
 
 app = flask.Flask(__name__)
