@@ -30,7 +30,8 @@ What happens, and when:
   first, so a run never starts with the counters of the last one. A heap whose creator still
   runs (another gunicorn using the same name) is not touched: ``hooks()`` raises
   ``shmetrics.AlreadyExistsError`` and gunicorn refuses to start. Executing the config file
-  again in the same master (gunicorn re-reads it on SIGHUP) keeps the heap and its values.
+  again in the same master (gunicorn re-reads it on SIGHUP) keeps the heap, its values and the
+  exposer; a new name, address or port there takes a restart (a RuntimeWarning says so).
 - ``on_starting`` (the master, after daemonizing, before the first fork) starts the embedded
   exposer (``shmetrics.start_http_server``), logs its address and writes the port to
   ``port_file`` if given. Workers never serve it.
@@ -61,6 +62,7 @@ master beside the old) needs another name too, or it refuses to start.
 import atexit
 import os
 import threading
+import warnings
 
 from . import _shmetrics as _native
 from . import start_http_server
@@ -186,11 +188,18 @@ def hooks(name=None, *, metrics_addr="127.0.0.1", metrics_port=9464, port_file=N
         name = os.environ.get(ENV_HEAP) or DEFAULT_NAME
     with _lock:
         state = _state
-        if state is None or not state.mine() or state.removed or state.name != name:
+        if state is not None and state.mine() and not state.removed:
+            # gunicorn re-reads the config on SIGHUP: the running heap and exposer stay, with
+            # their values (the workers it respawns use them).
+            if (name, metrics_addr, int(metrics_port), port_file) != (
+                    state.name, state.metrics_addr, state.metrics_port, state.port_file):
+                warnings.warn(
+                    f"shmetrics.gunicorn: the heap {state.name!r} and its exposer on "
+                    f"{state.metrics_addr}:{state.metrics_port} stay until the server restarts",
+                    RuntimeWarning, stacklevel=2)
+        else:
             state = _Master(name, metrics_addr, int(metrics_port), port_file, process_metrics,
                             web_config_file, heap_options)
-            if _state is not None and _state.mine():
-                _state.close()  # the config now names another heap
             _state = state
 
     def on_starting(server):

@@ -2,7 +2,10 @@
 environment and module state of the process that calls it), and under real gunicorn with and
 without --preload and with --check-config."""
 
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -10,7 +13,8 @@ import textwrap
 import pytest
 
 import shmetrics
-from test_gunicorn_support import EXAMPLE, Gunicorn, get, remove_heap, sample_value, unique_name
+from test_gunicorn_support import (EXAMPLE, Gunicorn, get, remove_heap, sample_value,
+                                   unique_name, wait_for)
 
 PRELUDE = """
 import os, sys, logging
@@ -109,6 +113,12 @@ def test_the_config_executed_again_keeps_the_heap_and_its_values(name):
         shmetrics.Registry(first).counter("kept", "Kept").inc(2)
         g.hooks({name!r})  # gunicorn re-reads its config on SIGHUP
         assert g.heap() is first
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            g.hooks({name!r} + "-renamed", metrics_port=1)
+        assert g.heap() is first and "until the server restarts" in str(caught[0].message)
+        assert {name!r} + "-renamed" not in shmetrics.Heap.list()
         print(shmetrics.expose(first, "prometheus").decode())
     """)
     assert p.returncode == 0, p.stderr
@@ -156,12 +166,25 @@ def test_real_gunicorn_serves_the_app_metrics_from_the_master(tmp_path, preload)
             assert get(server.url("/items/7")) == '{"item":7}\n'
         assert sample_value(server.scrape(), "app_http_requests_total", method="GET",
                             route="/items/<int:item>", code="200") == 25
-        who = get(server.url("/whoami"))
-        assert '"worker_id":0' in who or '"worker_id":1' in who
+        # SIGHUP: gunicorn reads the config again and replaces its workers; the heap stays.
+        server.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(server.booted_pids()) == 4, 60, "gunicorn to replace its workers")
+        for _ in range(5):
+            assert get(server.url("/items/7")) == '{"item":7}\n'
+        assert sample_value(server.scrape(), "app_http_requests_total",
+                            route="/items/<int:item>") == 30
+        # The new workers start before the old ones stop: they claim the next free ids.
+        assert json.loads(get(server.url("/whoami")))["worker_id"] in range(4)
         assert server.stop() == 0
         log = server.log_text()
-        assert log.count("Worker exiting") == 2, log
-        assert "Traceback" not in log and "terminated due to signal" not in log, log
+        assert log.count("Worker exiting") == 4, log
+        assert "Traceback" not in log, log
+        # gunicorn repeats its SIGTERM to a replaced worker until it has reaped it, so one may
+        # die of it while it exits; nothing else kills a worker.
+        old = set(server.booted_pids()[:2])
+        for pid, sig in re.findall(r"Worker with pid (\d+) was terminated due to signal (\d+)",
+                                   log):
+            assert int(pid) in old and sig == "15", log
         with pytest.raises(shmetrics.NotFoundError):
             shmetrics.Heap.open(server.heap)
     finally:
