@@ -166,9 +166,16 @@ uint32_t Heap::AttachWorker() {
 }
 
 std::optional<uint32_t> Heap::worker_id() const {
-  const int64_t id = segment_->ClaimedWorker();
-  if (id < 0) return std::nullopt;
-  return static_cast<uint32_t>(id);
+  if (const int64_t id = segment_->ClaimedWorker(); id >= 0) return static_cast<uint32_t>(id);
+  // Attached through another Heap object of the same heap (another Open of the same file).
+  std::scoped_lock lock(internal::AttachmentMutex());
+  const std::optional<internal::Attachment>& attached = internal::Attached();
+  const uint32_t stripe = internal::g_worker_stripe.load(std::memory_order_relaxed);
+  if (stripe != UINT32_MAX && attached.has_value() && !attached->by.expired() &&
+      attached->heap == IdentityOf(*segment_)) {
+    return stripe;
+  }
+  return std::nullopt;
 }
 
 void Heap::DetachWorker() {

@@ -95,7 +95,8 @@ class Heap {
   // Throws Error kResourceExhausted when max_workers live processes hold ids,
   // kFailedPrecondition when the heap was opened read-only or as above.
   uint32_t AttachWorker();
-  // The id claimed by this process, if any (a forked child does not inherit its parent's).
+  // The id claimed by this process, if any, through this Heap object or another of the same heap
+  // (a forked child does not inherit its parent's).
   std::optional<uint32_t> worker_id() const;
   // Gives the id back early (it is reclaimed automatically when the process dies).
   void DetachWorker();

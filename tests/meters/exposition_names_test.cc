@@ -287,6 +287,8 @@ TEST_F(ExpositionNamesTest, AWorkerOfOneHeapCannotAttachToAnother) {
     const uint32_t id = mine.AttachWorker();
     // The same heap through another Heap object is the same attachment.
     if (Heap::Open(a).AttachWorker() != id) return 1;
+    if (Heap::Open(a).worker_id() != id) return 6;
+    if (Heap::Open(b).worker_id().has_value()) return 7;
     try {
       Heap::Open(b).AttachWorker();
       return 2;
