@@ -43,9 +43,8 @@ _noted_pid = None
 
 
 def worker_id():
-    """This worker's id in the heap. The server's post_fork hook claimed it; attach_worker() is
-    idempotent and returns it (heap.worker_id only knows ids claimed through this very Heap)."""
-    return heap.attach_worker()
+    """This worker's id in the heap, which the server's post_fork hook claimed."""
+    return heap.worker_id
 
 
 def _note_pid():

@@ -86,9 +86,7 @@ def test_update_errors_are_prometheus_clients(heap):
 def test_negative_increment_and_label_errors(heap):
     ours = pc.Counter("neg", "d", registry=None)
     theirs = real.Counter("neg", "d", registry=None)
-    t, message = error_of(lambda: ours.inc(-1))
-    assert t is ValueError and message.startswith(
-        error_of(lambda: theirs.inc(-1))[1].rstrip("."))
+    assert error_of(lambda: ours.inc(-1)) == error_of(lambda: theirs.inc(-1))
     labelled_ours = pc.Counter("lab", "d", ["a", "b"], registry=None)
     labelled_theirs = real.Counter("lab", "d", ["a", "b"], registry=None)
     for call in [lambda m: m.labels("x"), lambda m: m.labels(a="x"),
@@ -96,7 +94,7 @@ def test_negative_increment_and_label_errors(heap):
         t, message = error_of(lambda: call(labelled_ours))
         theirs_t, theirs_message = error_of(lambda: call(labelled_theirs))
         assert t is theirs_t is ValueError
-        assert message.startswith(theirs_message)
+        assert message == theirs_message
     assert error_of(lambda: labelled_ours.remove("x")) == error_of(
         lambda: labelled_theirs.remove("x"))
     assert error_of(lambda: labelled_ours.remove("x", "y"))[0] is KeyError

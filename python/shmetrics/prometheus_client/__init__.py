@@ -61,8 +61,6 @@ Where it differs from prometheus_client, and why:
 - start_http_server() starts shmetrics's native exposer (a C++ thread) on the whole heap and
   returns it (``.port``, ``.close()``); start_wsgi_server() serves make_wsgi_app(registry) from
   Python. multiprocess.mark_process_dead() does nothing: shmetrics tracks dead workers itself.
-- The native methods word a few errors their own way, with the same exception types: a negative
-  Counter.inc() adds "(got -1)" to the message, labels() with the wrong count adds the counts.
 - ``_labelvalues`` (prometheus_client's internal constructor argument) raises ValueError; use
   labels().
 

@@ -1,0 +1,64 @@
+"""Builds the shmetrics Python package: the native module with CMake, the rest as is.
+
+    python3 -m venv --system-site-packages venv && venv/bin/pip install --no-build-isolation .
+
+needs nothing beyond Debian's packages (cmake, g++, pybind11-dev, python3-dev, the libraries of
+scripts/deps) and works offline. The module is built by the same CMake project as the C++
+library (target shmetrics_python), for the interpreter that runs this script.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+class CMakeExtension(Extension):
+    def __init__(self, name):
+        super().__init__(name, sources=[])
+
+
+class CMakeBuild(build_ext):
+    def build_extension(self, ext):
+        build = os.path.join(os.path.abspath(self.build_temp), "cmake")
+        os.makedirs(build, exist_ok=True)
+        configure = [
+            "cmake", "-S", ROOT, "-B", build,
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DSHMETRICS_BUILD_PYTHON=ON",
+            "-DSHMETRICS_BUILD_TESTS=OFF",
+            "-DSHMETRICS_BUILD_BENCHMARKS=OFF",
+            "-DSHMETRICS_BUILD_EXAMPLES=OFF",
+            "-DSHMETRICS_INSTALL=OFF",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ]
+        if shutil.which("ninja"):
+            configure += ["-G", "Ninja"]
+        subprocess.check_call(configure)
+        subprocess.check_call(["cmake", "--build", build, "--target", "shmetrics_python",
+                               "-j", str(os.cpu_count() or 2)])
+        (built,) = glob.glob(os.path.join(build, "python", "shmetrics", "_shmetrics*.so"))
+        dest = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copyfile(built, dest)
+
+
+setup(
+    name="shmetrics",
+    version="0.1.0",
+    description="Metrics shared by every process of a pre-fork server, in one shared-memory "
+                "heap; a drop-in for prometheus_client",
+    python_requires=">=3.9",
+    package_dir={"": "python"},
+    packages=["shmetrics", "shmetrics.prometheus_client"],
+    package_data={"shmetrics": ["py.typed"]},
+    ext_modules=[CMakeExtension("shmetrics._shmetrics")],
+    cmdclass={"build_ext": CMakeBuild},
+    zip_safe=False,
+)
