@@ -166,7 +166,7 @@ _heap_counter = [0]
 
 def fresh_heap_name():
     _heap_counter[0] += 1
-    return f"shmetrics-pybench-{os.getpid()}-{_heap_counter[0]}"
+    return f"shmetrics-pybench-{os.getpid()}-{_heap_counter[0]}-{os.urandom(3).hex()}"
 
 
 def fresh_dir():
