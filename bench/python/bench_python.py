@@ -622,6 +622,7 @@ def main():
         print("Every target met.")
     if ARGS.json:
         results["missed"] = misses
+        os.makedirs(os.path.dirname(os.path.abspath(ARGS.json)), exist_ok=True)
         with open(ARGS.json, "w") as f:
             json.dump(results, f, indent=1)
     return 0
