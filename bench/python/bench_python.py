@@ -294,10 +294,13 @@ def _hot_path(key, impl_classes, repeats, min_time):
     timers = []
     errors = {}
     for cls in impl_classes:
+        impl = None
         try:
             impl = cls()
             ns = setup(impl)
         except Exception:
+            if impl is not None:
+                impl.close()
             if cls is not ShmetricsDropin:
                 raise
             errors[cls.name] = traceback.format_exc()  # work in progress: reported, not fatal
