@@ -17,13 +17,19 @@ from . import _shmetrics as _native
 _heaps = {}
 _registries = {}
 _attached = None  # the heap this process attached to, re-attached in forked children
+_inherited = False  # _attached was re-attached after fork, not asked for in this process
 
 
 def attach(heap):
-    """Claims a worker id for this process in `heap` and remembers it for forked children."""
-    global _attached
+    """Claims a worker id for this process in `heap` and remembers it for forked children.
+
+    A forked child re-attaches to its parent's heap by itself; attaching it explicitly to
+    another heap gives that one up first (a process is a worker of one heap at a time)."""
+    global _attached, _inherited
+    if _inherited and _attached is not None and _attached.name != heap.name:
+        _native_detach_worker(_attached)
     worker_id = _native_attach_worker(heap)
-    _attached = heap
+    _attached, _inherited = heap, False
     return worker_id
 
 
@@ -43,10 +49,12 @@ def _attach_quietly(heap):
 
 
 def _after_fork_in_child():
+    global _inherited
     _heaps.clear()
     _registries.clear()
     if _attached is not None:
         _attach_quietly(_attached)
+        _inherited = True
 
 
 _native_attach_worker = _native.Heap.attach_worker
