@@ -240,6 +240,7 @@ class ShmetricsDropin:
         self.heap_name = fresh_heap_name()
         self.heap = shmetrics.Heap.create(self.heap_name)
         os.environ["SHMETRICS_HEAP"] = self.heap_name
+        os.environ["SHMETRICS_MAX_CHILDREN"] = str(max_children)
 
     def counter(self, name, doc, labelnames=()):
         return dropin.Counter(name, doc, labelnames)

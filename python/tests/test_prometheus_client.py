@@ -546,3 +546,24 @@ def test_classes_derive_from_the_native_ones(heap):
     assert pc.Gauge.set is shmetrics._shmetrics.GaugeBase.set
     child = c.labels("x")
     assert type(child) is pc.Counter and not hasattr(child, "__dict__")
+
+
+def test_child_limit_comes_from_the_environment(monkeypatch):
+    name = unique_name()
+    monkeypatch.setenv("SHMETRICS_HEAP", name)
+    monkeypatch.setenv("SHMETRICS_MAX_CHILDREN", "3")
+    pc._heap._reset()
+    try:
+        users = pc.Counter("limited_users", "Users", ["id"], registry=None)
+        for i in range(5):
+            users.labels(str(i)).inc()
+        values = samples_of(pc.generate_latest(whole_heap_registry()), "limited_users")
+        assert values[("limited_users_total", (("id", "__overflow__"),))] == 2
+        assert len(values) == 4
+        pc._heap._reset()
+        monkeypatch.setenv("SHMETRICS_MAX_CHILDREN", "lots")
+        with pytest.raises(ValueError, match="SHMETRICS_MAX_CHILDREN"):
+            pc.Counter("other_family", "Other", ["id"], registry=None)
+    finally:
+        pc._heap._reset()
+        shmetrics.Heap.remove(name)

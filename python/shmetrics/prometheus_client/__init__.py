@@ -13,6 +13,10 @@ Change the import and keep the code::
     multiprocess.MultiProcessCollector(registry)
     body = generate_latest(registry)          # every process's values
 
+A family holds at most SHMETRICS_MAX_CHILDREN label sets (default 10,000; prometheus_client has
+no limit, a heap has a size); past it new label sets share the family's ``__overflow__`` child,
+counted in shmetrics_series_overflow_total.
+
 The heap: the environment variable SHMETRICS_HEAP names it (a name in /dev/shm, or a path
 starting with '/'); it is opened, or created when missing, when the first metric is created.
 Or call set_heap(heap_or_name) in code before the first metric. Without either, creating a

@@ -108,6 +108,24 @@ def heap_named(name):
         return heap
 
 
+ENV_MAX_CHILDREN = "SHMETRICS_MAX_CHILDREN"
+
+
+def _max_children():
+    """Children per family before new label sets share the overflow child: SHMETRICS_MAX_CHILDREN,
+    default 10,000 (prometheus_client has no limit; a heap has a size)."""
+    text = os.environ.get(ENV_MAX_CHILDREN, "")
+    if not text:
+        return 10000
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{ENV_MAX_CHILDREN} must be a positive integer, not {text!r}")
+    return n
+
+
 def registry_for(heap=None):
     """The native Registry of `heap` (default: the default heap), one per heap and process."""
     if heap is None:
@@ -119,7 +137,7 @@ def registry_for(heap=None):
         with _lock:
             registry = _registries.get(heap.name)
             if registry is None:
-                registry = Registry(heap)
+                registry = Registry(heap, max_children=_max_children())
                 _registries[heap.name] = registry
     return registry
 
