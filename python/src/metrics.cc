@@ -39,10 +39,8 @@ struct MetricObject {
   PyObject* parent;                  // a child's family object; nullptr for a family object
   PyObject* label_values;  // a child's label values (a tuple of str); nullptr for a family
   PyObject* spec;          // what the Python layer registered a family with (for pickling)
-  PyObject* cache;         // a family's children by label values (see Cached); or nullptr
+  PyObject* cache;         // where a family's children's series are (see Cached); or nullptr
   const FamilyBase* family;
-  const char* record;  // a cached child's series record, and when it was created, so a
-  uint64_t created;    // reuse can check that no process removed the series since
   MetricType type;
   bool bound;  // `handle` holds a child
   alignas(16) unsigned char handle[kHandleBytes];
@@ -291,43 +289,64 @@ PyObject* NewChild(MetricObject* parent, const SeriesRef& ref, PyObject* values)
   c->label_values = values;
   c->family = parent->family;
   c->type = parent->type;
-  c->record = ref.record;
-  c->created = internal::SeriesCreatedUnixNanos(ref.record);
   EmplaceHandle(c, ref);
   return reinterpret_cast<PyObject*>(c);
 }
 
-// Children are cached per family object, as prometheus_client caches them, so labels() on a
-// known label set is a dict lookup instead of a hash probe in the heap and a new object. A
-// cached child is reused only while its series record still holds the series it was made for:
-// another process may have removed it (and the record been reused). Bounded: a family whose
-// label sets keep changing starts the cache over.
+// Each family object caches where its children's series are, by label values, so labels() on
+// a known label set is a dict lookup instead of building a key and probing the heap's index.
+// An entry is used only while its series record still holds the series it was made for: another
+// process may have removed it (and the record been reused). The cache holds no metric objects
+// and nothing the garbage collector tracks (str keys, tuples of str, bytes), so it forms no
+// cycle with the children and adds nothing to the collector's work, which in a forked worker
+// would also copy the pages of every object it inherited. Bounded: a family whose label sets
+// keep changing starts the cache over.
 constexpr Py_ssize_t kMaxCachedChildren = 16384;
+
+struct CachedSeries {
+  char* record;
+  uint64_t created;
+};
 
 // The cache key of a label-value tuple: the value itself for one label.
 PyObject* CacheKey(PyObject* values) {
   return PyTuple_GET_SIZE(values) == 1 ? PyTuple_GET_ITEM(values, 0) : values;
 }
 
-// A borrowed cached child for `key`, or nullptr (no error set unless one occurred).
+// The child for `key` when the cache knows its series (a new reference), or nullptr (with an
+// error set only if one occurred).
 PyObject* Cached(MetricObject* o, PyObject* key) {
   if (o->cache == nullptr) return nullptr;
-  PyObject* child = PyDict_GetItemWithError(o->cache, key);
-  if (child == nullptr) return nullptr;
-  MetricObject* c = Self(child);
-  if (internal::SeriesStillHolds(c->record, c->created)) return child;
-  if (PyDict_DelItem(o->cache, key) < 0) PyErr_Clear();
-  return nullptr;
+  PyObject* entry = PyDict_GetItemWithError(o->cache, key);  // (values, CachedSeries bytes)
+  if (entry == nullptr) return nullptr;
+  CachedSeries where;
+  std::memcpy(&where, PyBytes_AS_STRING(PyTuple_GET_ITEM(entry, 1)), sizeof where);
+  if (!internal::SeriesStillHolds(where.record, where.created)) {
+    if (PyDict_DelItem(o->cache, key) < 0) PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* values = PyTuple_GET_ITEM(entry, 0);
+  return NewChild(o, SeriesRef{where.record, o->family}, Py_NewRef(values));
 }
 
-void Remember(MetricObject* o, PyObject* key, PyObject* child) {
+void Remember(MetricObject* o, PyObject* values, const SeriesRef& ref) {
   if (o->cache == nullptr) {
     o->cache = PyDict_New();
     if (o->cache == nullptr) return PyErr_Clear();
   } else if (PyDict_GET_SIZE(o->cache) >= kMaxCachedChildren) {
     PyDict_Clear(o->cache);
   }
-  if (PyDict_SetItem(o->cache, key, child) < 0) PyErr_Clear();
+  const CachedSeries where{ref.record, internal::SeriesCreatedUnixNanos(ref.record)};
+  PyObject* bytes = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&where), sizeof where);
+  PyObject* entry = bytes == nullptr ? nullptr : PyTuple_Pack(2, values, bytes);
+  Py_XDECREF(bytes);
+  if (entry == nullptr) return PyErr_Clear();
+  // Tuples of str and bytes cannot be part of a cycle: keep them (and so the dict) out of the
+  // collector's lists.
+  if (PyObject_GC_IsTracked(values)) PyObject_GC_UnTrack(values);
+  PyObject_GC_UnTrack(entry);
+  if (PyDict_SetItem(o->cache, CacheKey(values), entry) < 0) PyErr_Clear();
+  Py_DECREF(entry);
 }
 
 void Forget(MetricObject* o, PyObject* values) {
@@ -402,7 +421,7 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     bool all_str = true;
     for (Py_ssize_t i = 0; all_str && i < nargs; ++i) all_str = PyUnicode_CheckExact(args[i]);
     if (all_str && nargs == 1) {
-      if (PyObject* child = Cached(o, args[0])) return Py_NewRef(child);
+      if (PyObject* child = Cached(o, args[0])) return child;
       if (PyErr_Occurred()) return nullptr;
     } else if (all_str) {
       PyObject* key = PyTuple_New(nargs);
@@ -410,7 +429,7 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
       for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(key, i, Py_NewRef(args[i]));
       PyObject* child = Cached(o, key);
       Py_DECREF(key);
-      if (child != nullptr) return Py_NewRef(child);
+      if (child != nullptr) return child;
       if (PyErr_Occurred()) return nullptr;
     }
   }
@@ -420,7 +439,7 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   if (values == nullptr) return nullptr;
   if (PyObject* child = Cached(o, CacheKey(values))) {
     Py_DECREF(values);
-    return Py_NewRef(child);
+    return child;
   }
   if (PyErr_Occurred()) {
     Py_DECREF(values);
@@ -435,11 +454,8 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     SetErrorFromException();
     return nullptr;
   }
-  PyObject* key = Py_NewRef(CacheKey(values));
-  PyObject* child = NewChild(o, ref, values);
-  if (child != nullptr && own) Remember(o, key, child);
-  Py_DECREF(key);
-  return child;
+  if (own) Remember(o, values, ref);
+  return NewChild(o, ref, values);
 }
 
 PyObject* MetricRemove(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -551,8 +567,7 @@ PyObject* MetricRepr(PyObject* self) {
   return PyUnicode_FromFormat("<%s %s>", cls, o->family->name().c_str());
 }
 
-// A family's cache refers to its children and each child to its family: a cycle the
-// collector must see.
+// What a metric object refers to, for the collector (a subclass may add cycles of its own).
 int MetricTraverse(PyObject* self, visitproc visit, void* arg) {
   MetricObject* o = Self(self);
   Py_VISIT(Py_TYPE(self));
