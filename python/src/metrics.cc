@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <structmember.h>
 #include <time.h>
 
 #include <array>
@@ -39,10 +40,14 @@ struct MetricObject {
   PyObject* parent;                  // a child's family object; nullptr for a family object
   PyObject* label_values;  // a child's label values (a tuple of str); nullptr for a family
   PyObject* spec;          // what the Python layer registered a family with (for pickling)
-  PyObject* cache;         // where a family's children's series are (see Cached); or nullptr
+  PyObject* cache;         // a family's children by label values (see Cached); or nullptr
   const FamilyBase* family;
+  char* record;      // a child's series record and when it was created, which a cached child
+  uint64_t created;  // checks before each reuse
   MetricType type;
-  bool bound;  // `handle` holds a child
+  bool bound;        // `handle` holds a child
+  bool owns_parent;  // holds a reference to `parent` (a child in its family's cache does not)
+  PyObject* weakrefs;
   alignas(16) unsigned char handle[kHandleBytes];
 };
 
@@ -275,7 +280,19 @@ bool ExemplarPairs(PyObject* exemplar, Refs& keep,
 
 // ---- what every metric object has ----------------------------------------------------------
 
-PyObject* NewChild(MetricObject* parent, const SeriesRef& ref, PyObject* values) {
+// Each family object caches its children by label values, as prometheus_client does, so
+// labels() on a known label set is a dict lookup instead of building a key, probing the heap's
+// index and making an object. A cached child is reused only while its series record still
+// holds the series it was made for: another process may have removed it (and the record been
+// reused for another). Bounded: a family whose label sets keep changing starts over.
+//
+// A cached child does not hold its family (the family holds it): no cycle, so the garbage
+// collector need not track cached children, and does not, which keeps it from walking (in a
+// forked worker: copying) what it would otherwise have to. A child that leaves the cache takes a
+// reference to its family; a family that goes away first leaves its children parentless.
+constexpr Py_ssize_t kMaxCachedChildren = 16384;
+
+PyObject* NewChild(MetricObject* parent, const SeriesRef& ref, PyObject* values, bool cached) {
   PyTypeObject* tp = Py_TYPE(parent);
   auto* c = reinterpret_cast<MetricObject*>(tp->tp_alloc(tp, 0));
   if (c == nullptr) {
@@ -284,73 +301,79 @@ PyObject* NewChild(MetricObject* parent, const SeriesRef& ref, PyObject* values)
   }
   Py_INCREF(parent->registry);
   c->registry = parent->registry;
-  Py_INCREF(parent);
   c->parent = reinterpret_cast<PyObject*>(parent);
-  c->label_values = values;
+  c->owns_parent = !cached;
+  if (!cached) Py_INCREF(parent);
+  c->label_values = values;  // a tuple of str: never part of a cycle
+  if (PyObject_GC_IsTracked(values)) PyObject_GC_UnTrack(values);
   c->family = parent->family;
   c->type = parent->type;
+  c->record = ref.record;
+  c->created = internal::SeriesCreatedUnixNanos(ref.record);
   EmplaceHandle(c, ref);
+  if (cached) PyObject_GC_UnTrack(c);
   return reinterpret_cast<PyObject*>(c);
 }
 
-// Each family object caches where its children's series are, by label values, so labels() on
-// a known label set is a dict lookup instead of building a key and probing the heap's index.
-// An entry is used only while its series record still holds the series it was made for: another
-// process may have removed it (and the record been reused). The cache holds no metric objects
-// and nothing the garbage collector tracks (str keys, tuples of str, bytes), so it forms no
-// cycle with the children and adds nothing to the collector's work, which in a forked worker
-// would also copy the pages of every object it inherited. Bounded: a family whose label sets
-// keep changing starts the cache over.
-constexpr Py_ssize_t kMaxCachedChildren = 16384;
+// A cached child about to leave the cache, which others may still hold: it keeps its family
+// alive itself from now on.
+void Uncache(PyObject* child) {
+  MetricObject* c = Self(child);
+  if (c->owns_parent || c->parent == nullptr) return;
+  Py_INCREF(c->parent);
+  c->owns_parent = true;
+  if (!PyObject_GC_IsTracked(child)) PyObject_GC_Track(child);  // it refers to its family now
+}
 
-struct CachedSeries {
-  char* record;
-  uint64_t created;
-};
+void UncacheAll(MetricObject* o) {
+  if (o->cache == nullptr) return;
+  Py_ssize_t pos = 0;
+  PyObject *key, *child;
+  while (PyDict_Next(o->cache, &pos, &key, &child)) Uncache(child);
+  PyDict_Clear(o->cache);
+}
 
 // The cache key of a label-value tuple: the value itself for one label.
 PyObject* CacheKey(PyObject* values) {
   return PyTuple_GET_SIZE(values) == 1 ? PyTuple_GET_ITEM(values, 0) : values;
 }
 
-// The child for `key` when the cache knows its series (a new reference), or nullptr (with an
-// error set only if one occurred).
+// The cached child for `key` (borrowed), or nullptr (with an error set only if one occurred).
 PyObject* Cached(MetricObject* o, PyObject* key) {
   if (o->cache == nullptr) return nullptr;
-  PyObject* entry = PyDict_GetItemWithError(o->cache, key);  // (values, CachedSeries bytes)
-  if (entry == nullptr) return nullptr;
-  CachedSeries where;
-  std::memcpy(&where, PyBytes_AS_STRING(PyTuple_GET_ITEM(entry, 1)), sizeof where);
-  if (!internal::SeriesStillHolds(where.record, where.created)) {
-    if (PyDict_DelItem(o->cache, key) < 0) PyErr_Clear();
-    return nullptr;
-  }
-  PyObject* values = PyTuple_GET_ITEM(entry, 0);
-  return NewChild(o, SeriesRef{where.record, o->family}, Py_NewRef(values));
+  PyObject* child = PyDict_GetItemWithError(o->cache, key);
+  if (child == nullptr) return nullptr;
+  if (internal::SeriesStillHolds(Self(child)->record, Self(child)->created)) return child;
+  Uncache(child);
+  if (PyDict_DelItem(o->cache, key) < 0) PyErr_Clear();
+  return nullptr;
 }
 
-void Remember(MetricObject* o, PyObject* values, const SeriesRef& ref) {
+void Remember(MetricObject* o, PyObject* child) {
   if (o->cache == nullptr) {
     o->cache = PyDict_New();
-    if (o->cache == nullptr) return PyErr_Clear();
+    if (o->cache == nullptr) {
+      PyErr_Clear();
+      Uncache(child);
+      return;
+    }
   } else if (PyDict_GET_SIZE(o->cache) >= kMaxCachedChildren) {
-    PyDict_Clear(o->cache);
+    UncacheAll(o);
   }
-  const CachedSeries where{ref.record, internal::SeriesCreatedUnixNanos(ref.record)};
-  PyObject* bytes = PyBytes_FromStringAndSize(reinterpret_cast<const char*>(&where), sizeof where);
-  PyObject* entry = bytes == nullptr ? nullptr : PyTuple_Pack(2, values, bytes);
-  Py_XDECREF(bytes);
-  if (entry == nullptr) return PyErr_Clear();
-  // Tuples of str and bytes cannot be part of a cycle: keep them (and so the dict) out of the
-  // collector's lists.
-  if (PyObject_GC_IsTracked(values)) PyObject_GC_UnTrack(values);
-  PyObject_GC_UnTrack(entry);
-  if (PyDict_SetItem(o->cache, CacheKey(values), entry) < 0) PyErr_Clear();
-  Py_DECREF(entry);
+  if (PyDict_SetItem(o->cache, CacheKey(Self(child)->label_values), child) < 0) {
+    PyErr_Clear();
+    Uncache(child);
+  }
 }
 
 void Forget(MetricObject* o, PyObject* values) {
-  if (o->cache != nullptr && PyDict_DelItem(o->cache, CacheKey(values)) < 0) PyErr_Clear();
+  if (o->cache == nullptr) return;
+  PyObject* key = CacheKey(values);
+  if (PyObject* child = PyDict_GetItemWithError(o->cache, key)) {
+    Uncache(child);
+    if (PyDict_DelItem(o->cache, key) < 0) PyErr_Clear();
+  }
+  PyErr_Clear();
 }
 
 // The values of labels(*values) or labels(**pairs), in the order the family declared its label
@@ -421,7 +444,7 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     bool all_str = true;
     for (Py_ssize_t i = 0; all_str && i < nargs; ++i) all_str = PyUnicode_CheckExact(args[i]);
     if (all_str && nargs == 1) {
-      if (PyObject* child = Cached(o, args[0])) return child;
+      if (PyObject* child = Cached(o, args[0])) return Py_NewRef(child);
       if (PyErr_Occurred()) return nullptr;
     } else if (all_str) {
       PyObject* key = PyTuple_New(nargs);
@@ -429,7 +452,7 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
       for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(key, i, Py_NewRef(args[i]));
       PyObject* child = Cached(o, key);
       Py_DECREF(key);
-      if (child != nullptr) return child;
+      if (child != nullptr) return Py_NewRef(child);
       if (PyErr_Occurred()) return nullptr;
     }
   }
@@ -439,7 +462,7 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
   if (values == nullptr) return nullptr;
   if (PyObject* child = Cached(o, CacheKey(values))) {
     Py_DECREF(values);
-    return child;
+    return Py_NewRef(child);
   }
   if (PyErr_Occurred()) {
     Py_DECREF(values);
@@ -454,8 +477,9 @@ PyObject* MetricLabels(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
     SetErrorFromException();
     return nullptr;
   }
-  if (own) Remember(o, values, ref);
-  return NewChild(o, ref, values);
+  PyObject* child = NewChild(o, ref, values, own);
+  if (child != nullptr && own) Remember(o, child);
+  return child;
 }
 
 PyObject* MetricRemove(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -481,7 +505,7 @@ PyObject* MetricRemove(PyObject* self, PyObject* const* args, Py_ssize_t nargs, 
 PyObject* MetricClear(PyObject* self, PyObject*) {
   MetricObject* o = Self(self);
   if (!Registered(o)) return nullptr;
-  if (o->cache != nullptr) PyDict_Clear(o->cache);
+  UncacheAll(o);
   try {
     o->family->Clear();
   } catch (...) {
@@ -539,6 +563,11 @@ int SetSpec(PyObject* self, PyObject* value, void*) {
   return 0;
 }
 
+PyMemberDef g_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(MetricObject, weakrefs), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
 PyGetSetDef g_getset[] = {
     {"name", GetName, nullptr, "The family's full name (prefix, name, unit suffix).", nullptr},
     {"label_names", GetLabelNames, nullptr, "The label names, in the declared order.", nullptr},
@@ -571,7 +600,7 @@ PyObject* MetricRepr(PyObject* self) {
 int MetricTraverse(PyObject* self, visitproc visit, void* arg) {
   MetricObject* o = Self(self);
   Py_VISIT(Py_TYPE(self));
-  Py_VISIT(o->parent);
+  if (o->owns_parent) Py_VISIT(o->parent);
   Py_VISIT(o->label_values);
   Py_VISIT(o->spec);
   Py_VISIT(o->cache);
@@ -580,16 +609,27 @@ int MetricTraverse(PyObject* self, visitproc visit, void* arg) {
 
 int MetricClearRefs(PyObject* self) {
   MetricObject* o = Self(self);
-  Py_CLEAR(o->parent);
+  if (o->owns_parent) {
+    Py_CLEAR(o->parent);
+  } else {
+    o->parent = nullptr;
+  }
   Py_CLEAR(o->label_values);
   Py_CLEAR(o->spec);
-  Py_CLEAR(o->cache);
+  if (o->cache != nullptr) {
+    // The children this family held, and which others still hold, outlive it without one.
+    Py_ssize_t pos = 0;
+    PyObject *key, *child;
+    while (PyDict_Next(o->cache, &pos, &key, &child)) Self(child)->parent = nullptr;
+    Py_CLEAR(o->cache);
+  }
   return 0;
 }
 
 void MetricDealloc(PyObject* self) {
   PyTypeObject* tp = Py_TYPE(self);
   PyObject_GC_UnTrack(self);
+  if (Self(self)->weakrefs != nullptr) PyObject_ClearWeakRefs(self);
   MetricClearRefs(self);
   Py_CLEAR(Self(self)->registry);
   tp->tp_free(self);
@@ -1117,6 +1157,7 @@ bool AddMetricTypes(PyObject* module) {
         {Py_tp_repr, reinterpret_cast<void*>(MetricRepr)},
         {Py_tp_methods, methods->data()},
         {Py_tp_getset, g_getset},
+        {Py_tp_members, g_members},
         {Py_tp_new, reinterpret_cast<void*>(def.tp_new)},
         {Py_tp_doc, const_cast<char*>(def.doc)},
         {0, nullptr},

@@ -27,6 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
@@ -230,8 +231,13 @@ void Server::Impl::Run() {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   absl::MutexLock lock(&stop_mu_);
   threads_.reserve(options_.threads);
+  // Start returns once every io thread runs. A pre-fork master forks right after starting the
+  // exposer; a thread still being set up then (allocating its stack, its TLS, the sanitizers'
+  // per-thread state) is the one moment a child could inherit a lock held by it.
+  absl::BlockingCounter running(options_.threads);
   for (int i = 0; i < options_.threads; ++i) {
-    threads_.emplace_back([this] {
+    threads_.emplace_back([this, &running] {
+      running.DecrementCount();
       for (;;) {
         try {
           ioc_->run();
@@ -243,6 +249,7 @@ void Server::Impl::Run() {
     });
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  running.Wait();
 }
 
 // Waits for a connection and takes it with accept4(SOCK_CLOEXEC): asio's accept sets
