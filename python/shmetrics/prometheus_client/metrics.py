@@ -120,50 +120,9 @@ class _Timer:
         return timed
 
 
-class _InprogressTracker:
-    def __init__(self, gauge):
-        self._gauge = gauge
-
-    def __enter__(self):
-        self._gauge.inc()
-
-    def __exit__(self, typ, value, traceback):
-        self._gauge.dec()
-        return False
-
-    def __call__(self, f):
-        gauge = self._gauge
-
-        @functools.wraps(f)
-        def tracked(*args, **kwargs):
-            with _InprogressTracker(gauge):
-                return f(*args, **kwargs)
-
-        return tracked
-
-
-class _ExceptionCounter:
-    def __init__(self, counter, exception):
-        self._counter = counter
-        self._exception = exception
-
-    def __enter__(self):
-        pass
-
-    def __exit__(self, typ, value, traceback):
-        if isinstance(value, self._exception):
-            self._counter.inc()
-        return False
-
-    def __call__(self, f):
-        counter, exception = self._counter, self._exception
-
-        @functools.wraps(f)
-        def counted(*args, **kwargs):
-            with _ExceptionCounter(counter, exception):
-                return f(*args, **kwargs)
-
-        return counted
+# The same scopes as the native API's (context managers and decorators).
+_InprogressTracker = _shm._InProgress
+_ExceptionCounter = _shm._ExceptionCounter
 
 
 # ---- pickling -----------------------------------------------------------------------------------
