@@ -20,6 +20,7 @@
 #include "shmetrics/registry.h"
 
 namespace py = pybind11;
+using namespace pybind11::literals;
 
 namespace shmetrics::python {
 namespace {
@@ -207,67 +208,45 @@ ExpositionFormat ParseFormat(const std::string& f) {
               "unknown exposition format '" + f + "' (openmetrics, prometheus)");
 }
 
+// Heap::Create and its kin, and Heap::Open and its kin, with their options as keywords.
+template <auto F>
+auto Creating() {
+  return [](const std::string& where, uint64_t max_size, uint64_t initial_size, uint32_t mode,
+            uint32_t max_workers) {
+    return F(where, {.max_size = max_size,
+                     .initial_size = initial_size,
+                     .mode = static_cast<mode_t>(mode),
+                     .max_workers = max_workers});
+  };
+}
+template <auto F>
+auto Opening() {
+  return [](const std::string& where, bool read_only, bool allow_other_owner,
+            bool allow_shared_write) {
+    return F(where, {.read_only = read_only,
+                     .allow_other_owner = allow_other_owner,
+                     .allow_shared_write = allow_shared_write});
+  };
+}
+#define CREATE_OPTIONS                                                                     \
+  "max_size"_a = uint64_t{1} << 30, "initial_size"_a = uint64_t{1} << 20, "mode"_a = 0600, \
+  "max_workers"_a = 64
+#define OPEN_OPTIONS \
+  "read_only"_a = false, "allow_other_owner"_a = false, "allow_shared_write"_a = false
+
 void BindHeap(py::module_& m) {
   py::class_<Heap>(m, "Heap", R"(A named shared-memory heap holding every meter of a service.
 
 Create it in the master before forking (Heap.create), open it by name elsewhere (Heap.open).
 Copies of a Heap refer to the same mapping. Every method is safe from any thread and process.)")
-      .def_static(
-          "create",
-          [](const std::string& name, uint64_t max_size, uint64_t initial_size, uint32_t mode,
-             uint32_t max_workers) {
-            return Heap::Create(name, {.max_size = max_size,
-                                       .initial_size = initial_size,
-                                       .mode = static_cast<mode_t>(mode),
-                                       .max_workers = max_workers});
-          },
-          py::arg("name"), py::kw_only(), py::arg("max_size") = uint64_t{1} << 30,
-          py::arg("initial_size") = uint64_t{1} << 20, py::arg("mode") = 0600,
-          py::arg("max_workers") = 64)
-      .def_static(
-          "open_or_create",
-          [](const std::string& name, uint64_t max_size, uint64_t initial_size, uint32_t mode,
-             uint32_t max_workers) {
-            return Heap::OpenOrCreate(name, {.max_size = max_size,
-                                             .initial_size = initial_size,
-                                             .mode = static_cast<mode_t>(mode),
-                                             .max_workers = max_workers});
-          },
-          py::arg("name"), py::kw_only(), py::arg("max_size") = uint64_t{1} << 30,
-          py::arg("initial_size") = uint64_t{1} << 20, py::arg("mode") = 0600,
-          py::arg("max_workers") = 64)
-      .def_static(
-          "create_at_path",
-          [](const std::string& path, uint64_t max_size, uint64_t initial_size, uint32_t mode,
-             uint32_t max_workers) {
-            return Heap::CreateAtPath(path, {.max_size = max_size,
-                                             .initial_size = initial_size,
-                                             .mode = static_cast<mode_t>(mode),
-                                             .max_workers = max_workers});
-          },
-          py::arg("path"), py::kw_only(), py::arg("max_size") = uint64_t{1} << 30,
-          py::arg("initial_size") = uint64_t{1} << 20, py::arg("mode") = 0600,
-          py::arg("max_workers") = 64)
-      .def_static(
-          "open",
-          [](const std::string& name, bool read_only, bool allow_other_owner,
-             bool allow_shared_write) {
-            return Heap::Open(name, {.read_only = read_only,
-                                     .allow_other_owner = allow_other_owner,
-                                     .allow_shared_write = allow_shared_write});
-          },
-          py::arg("name"), py::kw_only(), py::arg("read_only") = false,
-          py::arg("allow_other_owner") = false, py::arg("allow_shared_write") = false)
-      .def_static(
-          "open_at_path",
-          [](const std::string& path, bool read_only, bool allow_other_owner,
-             bool allow_shared_write) {
-            return Heap::OpenAtPath(path, {.read_only = read_only,
-                                           .allow_other_owner = allow_other_owner,
-                                           .allow_shared_write = allow_shared_write});
-          },
-          py::arg("path"), py::kw_only(), py::arg("read_only") = false,
-          py::arg("allow_other_owner") = false, py::arg("allow_shared_write") = false)
+      .def_static("create", Creating<&Heap::Create>(), "name"_a, py::kw_only(), CREATE_OPTIONS)
+      .def_static("open_or_create", Creating<&Heap::OpenOrCreate>(), "name"_a, py::kw_only(),
+                  CREATE_OPTIONS)
+      .def_static("create_at_path", Creating<&Heap::CreateAtPath>(), "path"_a, py::kw_only(),
+                  CREATE_OPTIONS)
+      .def_static("open", Opening<&Heap::Open>(), "name"_a, py::kw_only(), OPEN_OPTIONS)
+      .def_static("open_at_path", Opening<&Heap::OpenAtPath>(), "path"_a, py::kw_only(),
+                  OPEN_OPTIONS)
       .def_static(
           "remove", [](const std::string& name) { Heap::Remove(name); }, py::arg("name"))
       .def_static(
@@ -290,6 +269,9 @@ Copies of a Heap refer to the same mapping. Every method is safe from any thread
            })
       .def("__repr__", [](const Heap& h) { return "<shmetrics.Heap '" + h.name() + "'>"; });
 }
+
+#undef CREATE_OPTIONS
+#undef OPEN_OPTIONS
 
 void BindRegistry(py::module_& m) {
   py::class_<PyRegistry>(m, "RegistryBase")
