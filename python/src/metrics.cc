@@ -653,7 +653,9 @@ PyMethodDef g_common_methods[] = {
      "heap when new). Values are turned into str."},
     {"remove", SHM_FASTCALL(MetricRemove), kFastKw,
      "remove(*values): removes the child from the heap, in every process. True when it "
-     "existed."},
+     "existed. labels() notices a removal made by any process; a child object kept from "
+     "before it does not: look it up again (its updates would go to the freed series, or to "
+     "another series of the family that reused its space)."},
     {"clear", MetricClear, METH_NOARGS,
      "Removes every child (a family without labels keeps its child, reset)."},
     {"series_count", MetricSeriesCount, METH_NOARGS,
