@@ -26,20 +26,20 @@ class CMakeExtension(Extension):
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        build = os.path.join(os.path.abspath(self.build_temp), "cmake")
+        # SHMETRICS_BUILD_DIR: a CMake build directory to build in (one configured already is
+        # reused, so only the module is compiled); by default a fresh one under build/.
+        build = os.environ.get("SHMETRICS_BUILD_DIR") or os.path.join(
+            os.path.abspath(self.build_temp), "cmake")
+        configured = os.path.exists(os.path.join(build, "CMakeCache.txt"))
         os.makedirs(build, exist_ok=True)
-        configure = [
-            "cmake", "-S", ROOT, "-B", build,
-            "-DCMAKE_BUILD_TYPE=Release",
-            "-DSHMETRICS_BUILD_PYTHON=ON",
-            "-DSHMETRICS_BUILD_TESTS=OFF",
-            "-DSHMETRICS_BUILD_BENCHMARKS=OFF",
-            "-DSHMETRICS_BUILD_EXAMPLES=OFF",
-            "-DSHMETRICS_INSTALL=OFF",
-            f"-DPython_EXECUTABLE={sys.executable}",
-        ]
-        if shutil.which("ninja"):
-            configure += ["-G", "Ninja"]
+        configure = ["cmake", "-S", ROOT, "-B", build, "-DSHMETRICS_BUILD_PYTHON=ON",
+                     f"-DPython_EXECUTABLE={sys.executable}"]
+        if not configured:  # a tree of our own: only what the module needs
+            configure += ["-DCMAKE_BUILD_TYPE=Release", "-DSHMETRICS_BUILD_TESTS=OFF",
+                          "-DSHMETRICS_BUILD_BENCHMARKS=OFF", "-DSHMETRICS_BUILD_EXAMPLES=OFF",
+                          "-DSHMETRICS_INSTALL=OFF"]
+            if shutil.which("ninja"):
+                configure += ["-G", "Ninja"]
         subprocess.check_call(configure)
         subprocess.check_call(["cmake", "--build", build, "--target", "shmetrics_python",
                                "-j", str(os.cpu_count() or 2)])
