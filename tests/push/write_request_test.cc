@@ -15,6 +15,7 @@
 #include "collect/exposition.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "push/samples.h"
 #include "push/wire_decoder.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/registry.h"
@@ -30,49 +31,11 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::Pair;
 
-using LabelSet = std::vector<std::pair<std::string, std::string>>;
+using ::shmetrics::testing::LabelSet;
+using ::shmetrics::testing::TextSamples;
 
 std::string Key(LabelSet labels, double value) {
-  std::sort(labels.begin(), labels.end());
-  std::string key;
-  for (const auto& [n, v] : labels) key += n + "=" + v + ",";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  return key + " " + buf;
-}
-
-// Every sample of a Prometheus 0.0.4 text exposition as "label=value,... value", __name__ among
-// the labels, label values unescaped.
-std::multiset<std::string> TextSamples(const std::string& text) {
-  std::multiset<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    LabelSet labels;
-    size_t i = line.find_first_of("{ ");
-    labels.emplace_back("__name__", line.substr(0, i));
-    if (line[i] == '{') {
-      ++i;
-      while (line[i] != '}') {
-        const size_t eq = line.find('=', i);
-        std::string name = line.substr(i, eq - i), value;
-        for (i = eq + 2; line[i] != '"'; ++i) {
-          if (line[i] == '\\') {
-            ++i;
-            value += line[i] == 'n' ? '\n' : line[i];
-          } else {
-            value += line[i];
-          }
-        }
-        labels.emplace_back(name, value);
-        ++i;
-        if (line[i] == ',') ++i;
-      }
-      ++i;
-    }
-    out.insert(Key(labels, std::strtod(line.c_str() + i + 1, nullptr)));
-  }
-  return out;
+  return ::shmetrics::testing::SampleKey(std::move(labels), value);
 }
 
 class WriteRequestTest : public ::testing::Test {
