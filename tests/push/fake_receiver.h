@@ -75,6 +75,11 @@ class FakeReceiver {
     }
     return value;
   }
+  // The size of the last body accepted (compressed, as sent), 0 before the first.
+  size_t last_body_bytes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_body_bytes_;
+  }
   // The Authorization header of the last request, "" when it had none.
   std::string authorization() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -151,6 +156,7 @@ class FakeReceiver {
     if (!series) return;
     std::lock_guard<std::mutex> lock(mu_);
     series_ = *series;
+    last_body_bytes_ = compressed.size();
     for (const auto& s : *series) {
       for (const auto& [n, v] : s.labels) {
         if (n == "__name__" && !s.samples.empty()) last_[v] = s.samples[0].first;
@@ -169,6 +175,7 @@ class FakeReceiver {
   std::map<std::string, double> last_;  // by name, of every push accepted
   std::vector<DecodedSeries> series_;   // of the last push accepted
   std::string authorization_;
+  size_t last_body_bytes_ = 0;
 };
 
 }  // namespace shmetrics::testing
