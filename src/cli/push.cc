@@ -29,7 +29,8 @@ const std::string_view kPushUsage =
     "                      [--timeout 10s] [--job J] [--instance I] [--external-label K=V ...]\n"
     "                      [--heap-label NAME] [--basic-auth-user U --basic-auth-password-file F]\n"
     "                      [--bearer-token-file F] [--tls-ca-file F] [--tls-cert-file F\n"
-    "                      --tls-key-file F] [--tls-server-name NAME] [--allow-other-owner]\n"
+    "                      --tls-key-file F] [--tls-server-name NAME]\n"
+    "                      [--tls-insecure-skip-verify] [--allow-other-owner]\n"
     "                      [--allow-shared-write] [--no-wait]\n"
     "\n"
     "Opens the heaps read-only and sends their series by Prometheus remote write 1.0 to URL\n"
@@ -58,6 +59,8 @@ const std::string_view kPushUsage =
     "  --tls-cert-file F, --tls-key-file F   a client certificate and its key (PEM)\n"
     "  --tls-server-name NAME     the name the receiver's certificate must carry (default: the\n"
     "                             URL's host)\n"
+    "  --tls-insecure-skip-verify  encrypt but do not authenticate the receiver (no certificate\n"
+    "                             or name check)\n"
     "  --allow-other-owner, --allow-shared-write, --no-wait   as for serve\n";
 
 const std::vector<std::string_view> kPushFlags = {"--heap",
@@ -75,6 +78,7 @@ const std::vector<std::string_view> kPushFlags = {"--heap",
                                                   "--tls-cert-file",
                                                   "--tls-key-file",
                                                   "--tls-server-name",
+                                                  "--tls-insecure-skip-verify",
                                                   "--allow-other-owner",
                                                   "--allow-shared-write",
                                                   "--no-wait"};
@@ -131,6 +135,7 @@ std::optional<Failure> RemoteWrite(const Args& args, RemoteWriteOptions options)
       options.tls_server_name = value;
     }
   }
+  options.tls_insecure_skip_verify = args.tls_insecure_skip_verify;
   // As serve: every heap opens now, or push fails; a heap that does not exist yet is waited for
   // (unless --no-wait); each push reads whichever heap the name points to then.
   std::shared_ptr<ServedHeaps> heaps;

@@ -15,6 +15,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "push/prometheus_server.h"
 #include "push/samples.h"
 #include "shmetrics/heap.h"
 #include "shmetrics/registry.h"
@@ -24,6 +25,8 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::kPrometheus;
+using ::shmetrics::testing::Prometheus;
 using ::shmetrics::testing::SampleKey;
 using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::TextSamples;
@@ -32,102 +35,7 @@ using ::shmetrics::testing::WaitChild;
 using ::testing::Contains;
 using ::testing::IsSupersetOf;
 
-constexpr char kPrometheus[] = "/usr/bin/prometheus";
-
 std::string Tool() { return std::string(SHMETRICS_BINARY_DIR) + "/src/shmetrics"; }
-
-// A Prometheus that only receives remote writes, on a port found free (tried again on another
-// when the one found was taken meanwhile).
-class Prometheus {
- public:
-  explicit Prometheus(const std::string& dir) : dir_(dir) {
-    Shell("rm -rf " + dir_ + " && mkdir -p " + dir_);
-    std::ofstream(dir_ + "/prometheus.yml") << "global:\n  scrape_interval: 1h\n";
-    for (int attempt = 0; attempt < 10 && pid_ <= 0; ++attempt) Start();
-  }
-  ~Prometheus() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      WaitChild(pid_, std::chrono::seconds(60));
-    }
-    Shell("rm -rf " + dir_);
-  }
-
-  bool up() const { return pid_ > 0; }
-  std::string write_url() const { return "http://" + address_ + "/api/v1/write"; }
-
-  // The query's result as SampleKeys, without the labels job and instance.
-  std::multiset<std::string> Query(const std::string& promql) const {
-    const std::string script =
-        "import json,sys,urllib.request,urllib.parse\n"
-        "u='http://" +
-        address_ +
-        "/api/v1/query?'+urllib.parse.urlencode({'query':sys.argv[1]})\n"
-        "for r in json.load(urllib.request.urlopen(u,timeout=10))['data']['result']:\n"
-        "  m=r['metric']\n"
-        "  print('\\x01'.join(k+'\\x02'+v for k,v in m.items() if k not in ('job','instance'))"
-        "+'\\x03'+r['value'][1])\n";
-    std::ofstream(dir_ + "/query.py") << script;
-    const std::string out =
-        Shell("/usr/bin/python3 " + dir_ + "/query.py '" + promql + "' 2>/dev/null");
-    std::multiset<std::string> keys;
-    size_t pos = 0;
-    while (pos < out.size()) {
-      const size_t nl = out.find('\n', pos);
-      const std::string line = out.substr(pos, nl - pos);
-      pos = nl == std::string::npos ? out.size() : nl + 1;
-      const size_t value_at = line.find('\x03');
-      if (value_at == std::string::npos) continue;
-      ::shmetrics::testing::LabelSet labels;
-      for (size_t i = 0; i < value_at;) {
-        const size_t end = std::min(line.find('\x01', i), value_at);
-        const std::string pair = line.substr(i, end - i);
-        const size_t sep = pair.find('\x02');
-        labels.emplace_back(pair.substr(0, sep), pair.substr(sep + 1));
-        i = end + 1;
-      }
-      keys.insert(SampleKey(labels, std::strtod(line.c_str() + value_at + 1, nullptr)));
-    }
-    return keys;
-  }
-
- private:
-  void Start() {
-    const std::string port = Shell(
-        "/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
-        "print(s.getsockname()[1])'");
-    address_ = "127.0.0.1:" + port.substr(0, port.find('\n'));
-    const std::string log = dir_ + "/prometheus.log";
-    const pid_t pid = fork();
-    if (pid == 0) {
-      freopen(log.c_str(), "w", stderr);
-      execl(kPrometheus, "prometheus", ("--config.file=" + dir_ + "/prometheus.yml").c_str(),
-            ("--storage.tsdb.path=" + dir_ + "/data").c_str(),
-            ("--web.listen-address=" + address_).c_str(), "--web.enable-remote-write-receiver",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    // Ready when /-/ready answers; gone when it exited (the port was taken).
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) return;
-      int rc = -1;
-      Shell("curl -sf -o /dev/null http://" + address_ + "/-/ready", &rc);
-      if (rc == 0) {
-        pid_ = pid;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    kill(pid, SIGKILL);
-    WaitChild(pid);
-  }
-
-  const std::string dir_;
-  std::string address_;
-  pid_t pid_ = -1;
-};
 
 // Starts `shmetrics push` and waits for it to say it started.
 pid_t StartPush(const std::string& heap, const std::string& url, const std::string& interval) {
