@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -81,6 +83,58 @@ inline const CounterFamily& FamilyOfThousand(Fixture& fx) {
   auto& family = fx.registry->AddCounter("http_requests", "Requests", {"method", "code"});
   for (const std::string& id : Ids(kLookupFamilySize)) family.Labels("GET", id).Inc();
   return family;
+}
+
+// One heap kept across the repetitions of a benchmark; building 1,000,000 series takes longer
+// than scraping them, so it is built once per (layout, N) and replaced by the next layout.
+// One cache for the whole program: benchmarks of different files share the heap they ask for.
+struct Cached {
+  std::string key;
+  std::unique_ptr<Fixture> fx;
+};
+inline Fixture& CachedHeap(std::string_view layout, int64_t n, void (*build)(Fixture&, int64_t)) {
+  static Cached cache;
+  const std::string key = absl::StrCat(absl::string_view(layout.data(), layout.size()), "/", n);
+  if (cache.key != key) {
+    cache.fx.reset();  // free the previous heap before building the next
+    const uint64_t max_size = std::max<uint64_t>(uint64_t{1} << 30, uint64_t(n) * 2048);
+    cache.fx = std::make_unique<Fixture>(max_size);
+    build(*cache.fx, n);
+    cache.key = key;
+  }
+  return *cache.fx;
+}
+
+inline constexpr int64_t kFamilySize = 10000;  // children per family in the mix
+inline constexpr const char* kCodes[] = {"200", "404", "500"};
+
+// The scrape benchmarks' realistic mix of n series: 70% counters with two labels, 20% gauges,
+// 10% histograms of 12 buckets, in families of kFamilySize children.
+inline void BuildMix(Fixture& fx, int64_t n) {
+  Registry& r = *fx.registry;
+  const int64_t counters = n * 7 / 10, gauges = n * 2 / 10, histograms = n - counters - gauges;
+  const std::vector<double> buckets = TwelveBuckets();
+  for (int64_t done = 0, f = 0; done < counters; ++f) {
+    auto& fam =
+        r.AddCounter(absl::StrCat("app_requests_", f), "Requests handled.", {"handler", "code"});
+    for (int64_t i = 0; i < kFamilySize && done < counters; ++i, ++done) {
+      fam.Labels(absl::StrCat("/api/v1/item", i / 3), kCodes[i % 3]).Inc(done);
+    }
+  }
+  for (int64_t done = 0, f = 0; done < gauges; ++f) {
+    auto& fam = r.AddGauge(absl::StrCat("app_queue_depth_", f), "Items waiting.", {"queue"});
+    for (int64_t i = 0; i < kFamilySize && done < gauges; ++i, ++done) {
+      fam.Labels(absl::StrCat("q", i)).Set(static_cast<double>(done) * 0.5);
+    }
+  }
+  for (int64_t done = 0, f = 0; done < histograms; ++f) {
+    auto& fam = r.AddHistogram(absl::StrCat("app_latency_seconds_", f), "Request latency.",
+                               {"handler"}, {.buckets = buckets});
+    for (int64_t i = 0; i < kFamilySize && done < histograms; ++i, ++done) {
+      Histogram h = fam.Labels(absl::StrCat("/api/v1/item", i));
+      for (int k = 0; k < 4; ++k) h.Observe(kObservedValues[(done + k) & 15]);
+    }
+  }
 }
 
 }  // namespace shmetrics::bench

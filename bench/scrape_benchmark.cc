@@ -51,55 +51,6 @@ void SetScrapeCounters(benchmark::State& state, int64_t series, size_t bytes) {
   state.counters["bytes_per_scrape"] = static_cast<double>(bytes);
 }
 
-// One heap kept across the repetitions of a benchmark; building 1,000,000 series takes longer
-// than scraping them, so it is built once per (layout, N) and replaced by the next layout.
-struct Cached {
-  std::string key;
-  std::unique_ptr<Fixture> fx;
-};
-Fixture& CachedHeap(std::string_view layout, int64_t n, void (*build)(Fixture&, int64_t)) {
-  static Cached cache;
-  const std::string key = absl::StrCat(absl::string_view(layout.data(), layout.size()), "/", n);
-  if (cache.key != key) {
-    cache.fx.reset();  // free the previous heap before building the next
-    const uint64_t max_size = std::max<uint64_t>(uint64_t{1} << 30, uint64_t(n) * 2048);
-    cache.fx = std::make_unique<Fixture>(max_size);
-    build(*cache.fx, n);
-    cache.key = key;
-  }
-  return *cache.fx;
-}
-
-constexpr int64_t kFamilySize = 10000;  // children per family in the mix
-constexpr const char* kCodes[] = {"200", "404", "500"};
-
-void BuildMix(Fixture& fx, int64_t n) {
-  Registry& r = *fx.registry;
-  const int64_t counters = n * 7 / 10, gauges = n * 2 / 10, histograms = n - counters - gauges;
-  const std::vector<double> buckets = TwelveBuckets();
-  for (int64_t done = 0, f = 0; done < counters; ++f) {
-    auto& fam =
-        r.AddCounter(absl::StrCat("app_requests_", f), "Requests handled.", {"handler", "code"});
-    for (int64_t i = 0; i < kFamilySize && done < counters; ++i, ++done) {
-      fam.Labels(absl::StrCat("/api/v1/item", i / 3), kCodes[i % 3]).Inc(done);
-    }
-  }
-  for (int64_t done = 0, f = 0; done < gauges; ++f) {
-    auto& fam = r.AddGauge(absl::StrCat("app_queue_depth_", f), "Items waiting.", {"queue"});
-    for (int64_t i = 0; i < kFamilySize && done < gauges; ++i, ++done) {
-      fam.Labels(absl::StrCat("q", i)).Set(static_cast<double>(done) * 0.5);
-    }
-  }
-  for (int64_t done = 0, f = 0; done < histograms; ++f) {
-    auto& fam = r.AddHistogram(absl::StrCat("app_latency_seconds_", f), "Request latency.",
-                               {"handler"}, {.buckets = buckets});
-    for (int64_t i = 0; i < kFamilySize && done < histograms; ++i, ++done) {
-      Histogram h = fam.Labels(absl::StrCat("/api/v1/item", i));
-      for (int k = 0; k < 4; ++k) h.Observe(kObservedValues[(done + k) & 15]);
-    }
-  }
-}
-
 void BuildCounters(Fixture& fx, int64_t n) {
   auto& fam = fx.registry->AddCounter("test_counter", "A counter for benchmarking.", {"id"});
   for (int64_t i = 0; i < n; ++i) fam.Labels(std::to_string(i)).Inc(i);

@@ -42,11 +42,12 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
     if (!flag.starts_with("--") || !is_allowed(flag)) {
       return Usage(absl::StrCat(command, ": unknown argument \"", std::string(arg), "\""));
     }
-    if (bool* on = flag == "--verify"               ? &args->verify
-                   : flag == "--no-wait"            ? &args->no_wait
-                   : flag == "--allow-other-owner"  ? &args->allow_other_owner
-                   : flag == "--allow-shared-write" ? &args->allow_shared_write
-                                                    : nullptr;
+    if (bool* on = flag == "--verify"                     ? &args->verify
+                   : flag == "--no-wait"                  ? &args->no_wait
+                   : flag == "--allow-other-owner"        ? &args->allow_other_owner
+                   : flag == "--allow-shared-write"       ? &args->allow_shared_write
+                   : flag == "--tls-insecure-skip-verify" ? &args->tls_insecure_skip_verify
+                                                          : nullptr;
         on != nullptr) {
       if (value) return Usage(absl::StrCat(command, ": ", std::string(flag), " takes no value"));
       *on = true;
@@ -71,6 +72,8 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
       args->format = *value;
     } else if (flag == "--web-config-file") {
       args->web_config_file = *value;
+    } else {
+      args->values.emplace_back(std::string(flag), *value);
     }
   }
   return std::nullopt;
