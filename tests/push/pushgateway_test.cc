@@ -1,0 +1,260 @@
+#include "push/pushgateway.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "push/http_client.h"
+#include "shmetrics/error.h"
+#include "shmetrics/heap.h"
+#include "shmetrics/push.h"
+#include "shmetrics/registry.h"
+#include "util/subprocess.h"
+
+namespace shmetrics::push {
+namespace {
+
+using ::shmetrics::PushToGateway;
+using ::shmetrics::testing::UniqueHeapName;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace std::chrono_literals;
+
+// --- Group paths ---
+
+TEST(GroupPathTest, EncodesValuesAsThePushgatewayExpects) {
+  auto p = GroupPath("batch", {{"instance", "db1"}, {"path", "/var/lib"}, {"empty", ""}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  // base64url("/var/lib") = "L3Zhci9saWI"
+  EXPECT_EQ(*p, "/metrics/job/batch/instance/db1/path@base64/L3Zhci9saWI/empty@base64/=");
+  p = GroupPath("a b%?", {{"x", "é"}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(*p, "/metrics/job/a%20b%25%3F/x/%C3%A9");
+  p = GroupPath("a/b", {});
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(*p, "/metrics/job@base64/YS9i");
+}
+
+TEST(GroupPathTest, RefusesWhatCannotNameAGroup) {
+  EXPECT_FALSE(GroupPath("", {}).ok());
+  for (const char* name : {"", "job", "__name__", "1x", "a-b"}) {
+    EXPECT_FALSE(GroupPath("j", {{name, "v"}}).ok()) << name;
+  }
+  EXPECT_FALSE(GroupPath("j", {{"a", "1"}, {"a", "2"}}).ok());
+}
+
+// --- A real Pushgateway ---
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Starts Debian's prometheus-pushgateway on 127.0.0.1:0, keeping nothing on disk, and reads the
+// port it got from its log.
+class PushgatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/usr/bin/prometheus-pushgateway", X_OK) != 0) {
+      GTEST_SKIP() << "prometheus-pushgateway not installed";
+    }
+    log_ = ::testing::TempDir() + "/pushgateway-" + std::to_string(getpid()) + "-" +
+           std::to_string(++counter_) + ".log";
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (!freopen(log_.c_str(), "w", stderr)) _exit(126);
+      execl("/usr/bin/prometheus-pushgateway", "prometheus-pushgateway",
+            "--web.listen-address=127.0.0.1:0",
+            // Memory only: Debian's default persists to a file every test would share.
+            "--persistence.file=", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ASSERT_GT(pid_, 0);
+    const std::regex listening(R"re(msg="Listening on" address=127\.0\.0\.1:([0-9]+))re");
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    std::smatch m;
+    std::string text;
+    while (std::chrono::steady_clock::now() < deadline) {
+      text = ReadFile(log_);
+      if (std::regex_search(text, m, listening)) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_TRUE(std::regex_search(text, m, listening)) << text;
+    url_ = "http://127.0.0.1:" + m[1].str();
+    auto client = HttpClient::Create({.timeout = 20s});
+    ASSERT_TRUE(client.ok());
+    client_ = *std::move(client);
+  }
+
+  void TearDown() override {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      ::shmetrics::testing::WaitChild(pid_, 30s);
+    }
+    for (const std::string& name : heaps_) {
+      try {
+        Heap::Remove(name);
+      } catch (const Error&) {
+      }
+    }
+    if (!log_.empty()) unlink(log_.c_str());
+  }
+
+  Heap NewHeap(const char* tag) {
+    heaps_.push_back(UniqueHeapName(tag));
+    return Heap::Create(heaps_.back());
+  }
+
+  // What the Pushgateway serves on /metrics.
+  std::string Scrape() {
+    auto r = client_->Send({.method = "GET", .url = url_ + "/metrics"});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->body : "";
+  }
+
+  static inline int counter_ = 0;
+  std::string log_;
+  pid_t pid_ = -1;
+  std::string url_;
+  std::unique_ptr<HttpClient> client_;
+  std::vector<std::string> heaps_;
+};
+
+// The lines of `text` for the sample `name`, e.g. `name{a="b",...} 3`.
+std::vector<std::string> Samples(const std::string& text, const std::string& name) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) == 0 || line.rfind(name + " ", 0) == 0) out.push_back(line);
+  }
+  return out;
+}
+
+TEST_F(PushgatewayTest, PutReplacesTheGroupPostAddsToItDeleteRemovesIt) {
+  Heap first = NewHeap("pgw-a");
+  Registry first_registry(first);
+  first_registry.AddCounter("pgw_jobs", "Jobs done", {"kind"}).Labels("mail").Inc(3);
+  first_registry.AddGauge("pgw_last_size", "Bytes").Labels().Set(42.5);
+  Heap second = NewHeap("pgw-b");
+  Registry second_registry(second);
+  second_registry.AddCounter("pgw_retries", "Retries").Labels().Inc(7);
+
+  const PushGatewayOptions put{.job = "nightly",
+                               .grouping = {{"instance", "db1"}, {"path", "/var/lib"}}};
+  ASSERT_NO_THROW(PushToGateway(url_, first, put));
+  std::string text = Scrape();
+  auto jobs = Samples(text, "pgw_jobs_total");
+  ASSERT_EQ(jobs.size(), 1u) << text;
+  EXPECT_THAT(jobs[0], HasSubstr("instance=\"db1\""));
+  EXPECT_THAT(jobs[0], HasSubstr("job=\"nightly\""));
+  EXPECT_THAT(jobs[0], HasSubstr("kind=\"mail\""));
+  EXPECT_THAT(jobs[0], HasSubstr("path=\"/var/lib\""));
+  EXPECT_THAT(jobs[0], ::testing::EndsWith("} 3"));
+  auto size = Samples(text, "pgw_last_size");
+  ASSERT_EQ(size.size(), 1u) << text;
+  EXPECT_THAT(size[0], ::testing::EndsWith("} 42.5"));
+  EXPECT_THAT(text, HasSubstr("# HELP pgw_jobs_total Jobs done"));
+
+  // POST adds the second heap's families and keeps the first's.
+  PushGatewayOptions post = put;
+  post.method = PushMethod::kPost;
+  ASSERT_NO_THROW(PushToGateway(url_, second, post));
+  text = Scrape();
+  EXPECT_EQ(Samples(text, "pgw_jobs_total").size(), 1u) << text;
+  auto retries = Samples(text, "pgw_retries_total");
+  ASSERT_EQ(retries.size(), 1u) << text;
+  EXPECT_THAT(retries[0], ::testing::EndsWith("} 7"));
+
+  // An update is there after the next push; PUT of the second heap alone drops the first's.
+  second_registry.AddCounter("pgw_retries", "Retries").Labels().Inc(1);
+  ASSERT_NO_THROW(PushToGateway(url_, second, put));
+  text = Scrape();
+  EXPECT_TRUE(Samples(text, "pgw_jobs_total").empty()) << text;
+  retries = Samples(text, "pgw_retries_total");
+  ASSERT_EQ(retries.size(), 1u) << text;
+  EXPECT_THAT(retries[0], ::testing::EndsWith("} 8"));
+
+  // Another group is another group; DELETE removes one group only.
+  ASSERT_NO_THROW(PushToGateway(url_, first, {.job = "nightly", .grouping = {{"instance", ""}}}));
+  PushGatewayOptions del = put;
+  del.method = PushMethod::kDelete;
+  ASSERT_NO_THROW(PushToGateway(url_, std::vector<Heap>{}, del));
+  text = Scrape();
+  EXPECT_TRUE(Samples(text, "pgw_retries_total").empty()) << text;
+  jobs = Samples(text, "pgw_jobs_total");
+  ASSERT_EQ(jobs.size(), 1u) << text;
+  EXPECT_THAT(jobs[0], HasSubstr("job=\"nightly\""));
+  EXPECT_THAT(jobs[0], Not(HasSubstr("path=")));
+}
+
+TEST_F(PushgatewayTest, SeveralHeapsArePushedAsAScrapeMergesThem) {
+  Heap a = NewHeap("pgw-m1");
+  Heap b = NewHeap("pgw-m2");
+  Registry ra(a), rb(b);
+  ra.AddCounter("pgw_merged", "Merged").Labels().Inc(1);
+  rb.AddCounter("pgw_merged", "Merged").Labels().Inc(2);
+  ASSERT_NO_THROW(PushToGateway(url_, {a, b}, {.job = "merge"}));
+  auto merged = Samples(Scrape(), "pgw_merged_total");
+  ASSERT_EQ(merged.size(), 2u);
+  std::string both = merged[0] + "\n" + merged[1];
+  EXPECT_THAT(both, HasSubstr("heap=\"" + a.name() + "\""));
+  EXPECT_THAT(both, HasSubstr("heap=\"" + b.name() + "\""));
+}
+
+TEST_F(PushgatewayTest, ARefusedPushThrowsWithTheAnswer) {
+  Heap counters = NewHeap("pgw-c");
+  Registry(counters).AddCounter("pgw_kind", "Kind").Labels().Inc(1);
+  Heap gauges = NewHeap("pgw-g");
+  Registry(gauges).AddGauge("pgw_kind_total", "Kind").Labels().Set(1);
+  ASSERT_NO_THROW(PushToGateway(url_, counters, {.job = "counters"}));
+  // The Pushgateway refuses a family whose type differs from another group's: 400.
+  try {
+    PushToGateway(url_, gauges, {.job = "gauges"});
+    ADD_FAILURE() << "a clashing push succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr("HTTP/1.1 400 Bad Request: pushed metrics are invalid"));
+  }
+  // A path the Pushgateway does not serve: 404, a FailedPrecondition.
+  try {
+    PushToGateway(url_ + "/nowhere/", counters, {.job = "counters"});
+    ADD_FAILURE() << "a push to a wrong path succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr("/nowhere/metrics/job/counters with HTTP/1.1 404 Not Found"));
+  }
+}
+
+TEST(PushToGatewayTest, OptionsAreCheckedBeforeAnythingIsSent) {
+  auto code = [](const std::string& url, const PushGatewayOptions& o) {
+    try {
+      PushToGateway(url, std::vector<Heap>{}, o);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kOk;
+  };
+  EXPECT_EQ(code("http://127.0.0.1:1", {.job = ""}), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code("http://127.0.0.1:1", {.job = "j", .grouping = {{"job", "x"}}}),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code("ftp://127.0.0.1:1", {.job = "j"}), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code("http://127.0.0.1:1/?q=1", {.job = "j"}), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code("http://127.0.0.1:1", {.job = "j", .basic_auth_user = "u", .bearer_token = "t"}),
+            ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace shmetrics::push
