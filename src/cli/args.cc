@@ -71,6 +71,8 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
       args->format = *value;
     } else if (flag == "--web-config-file") {
       args->web_config_file = *value;
+    } else {
+      args->values.emplace_back(std::string(flag), *value);
     }
   }
   return std::nullopt;

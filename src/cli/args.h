@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "shmetrics/heap.h"
@@ -43,6 +44,8 @@ struct Args {
   bool no_wait = false;
   bool allow_other_owner = false;
   bool allow_shared_write = false;
+  // Every other flag with a value, in the order given (a command reads the ones it accepts).
+  std::vector<std::pair<std::string, std::string>> values;
 };
 
 // Parses argv[first..] for `command`, accepting only the flags in `allowed` ("--heap" etc.).

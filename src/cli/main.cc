@@ -19,6 +19,7 @@
 #include "cli/args.h"
 #include "cli/heaps.h"
 #include "cli/inspect.h"
+#include "cli/push.h"
 #include "cli/serve.h"
 #include "shmetrics/error.h"
 
@@ -30,6 +31,7 @@ constexpr std::string_view kMainUsage =
     "\n"
     "commands:\n"
     "  serve    serve heaps over HTTP for Prometheus\n"
+    "  push     send heaps' metrics out by remote write\n"
     "  dump     print one exposition of a heap\n"
     "  inspect  print a heap's size, families, series and workers as JSON\n"
     "  list     print the names of the heaps in /dev/shm\n"
@@ -121,6 +123,7 @@ std::optional<Failure> Run(int argc, char** argv) {
        kServeUsage,
        {"--heap", "--listen", "--web-config-file", "--no-wait", "--heap-label",
         "--allow-other-owner", "--allow-shared-write"}},
+      {"push", kPushUsage, kPushFlags},
       {"dump", kDumpUsage, {"--heap", "--format", "--allow-other-owner", "--allow-shared-write"}},
       {"inspect",
        kInspectUsage,
@@ -137,6 +140,7 @@ std::optional<Failure> Run(int argc, char** argv) {
       return std::nullopt;
     }
     if (c.name == "serve") return Serve(args);
+    if (c.name == "push") return Push(args);
     if (c.name == "dump") return Dump(args);
     if (c.name == "inspect") return Inspect(args);
     if (c.name == "list") return List();

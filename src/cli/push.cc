@@ -1,0 +1,180 @@
+#include "cli/push.h"
+
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "cli/args.h"
+#include "collect/collector.h"
+#include "collect/exposition.h"
+#include "expose/encoder.h"
+#include "http_exposer/family_source.h"
+#include "meters/names.h"
+#include "shm/heap_access.h"
+#include "shmetrics/heap.h"
+#include "shmetrics/remote_writer.h"
+
+namespace shmetrics::cli {
+
+const std::string_view kPushUsage =
+    "usage: shmetrics push --heap NAME [--heap NAME2 ...] --remote-write URL [--interval 15s]\n"
+    "                      [--timeout 10s] [--job J] [--instance I] [--external-label K=V ...]\n"
+    "                      [--heap-label NAME] [--basic-auth-user U --basic-auth-password-file F]\n"
+    "                      [--bearer-token-file F] [--tls-ca-file F] [--tls-cert-file F\n"
+    "                      --tls-key-file F] [--tls-server-name NAME] [--allow-other-owner]\n"
+    "                      [--allow-shared-write]\n"
+    "\n"
+    "Opens the heaps read-only and sends their series by Prometheus remote write 1.0 to URL\n"
+    "(e.g. http://127.0.0.1:9090/api/v1/write) at once and then every --interval, until SIGTERM\n"
+    "or SIGINT: then it sends a last push and exits 0. What is sent is what `shmetrics serve`\n"
+    "would serve (several heaps merged, each series labelled with its heap), every sample\n"
+    "stamped with the time of the push, labels job and instance and the external labels added\n"
+    "where a series has no label of that name. A push that fails with a 5xx, 429 or network\n"
+    "error is retried with capped exponential backoff until the next is due, other 4xx are not;\n"
+    "each failed push is one line on stderr. Prints `pushing to URL` once started.\n"
+    "  --remote-write URL         http:// or https:// URL of the remote-write receiver\n"
+    "  --interval DURATION        time between pushes (default 15s; e.g. 500ms, 1m)\n"
+    "  --timeout DURATION         bound on each HTTP request (default 10s)\n"
+    "  --job J, --instance I      the job label (default shmetrics) and instance label (default\n"
+    "                             none)\n"
+    "  --external-label K=V       another label for every series; repeat for several\n"
+    "  --heap-label NAME          the label naming each heap when several are pushed (default\n"
+    "                             heap)\n"
+    "  --basic-auth-user U        HTTP basic authentication, the password read from\n"
+    "  --basic-auth-password-file F   F at every push\n"
+    "  --bearer-token-file F      `Authorization: Bearer <contents of F>`, read at every push\n"
+    "  --tls-ca-file F            CA certificates (PEM) for an https:// receiver (default: the\n"
+    "                             system's)\n"
+    "  --tls-cert-file F, --tls-key-file F   a client certificate and its key (PEM)\n"
+    "  --tls-server-name NAME     the name the receiver's certificate must carry (default: the\n"
+    "                             URL's host)\n"
+    "  --allow-other-owner, --allow-shared-write   as for serve\n";
+
+const std::vector<std::string_view> kPushFlags = {"--heap",
+                                                  "--remote-write",
+                                                  "--interval",
+                                                  "--timeout",
+                                                  "--job",
+                                                  "--instance",
+                                                  "--external-label",
+                                                  "--heap-label",
+                                                  "--basic-auth-user",
+                                                  "--basic-auth-password-file",
+                                                  "--bearer-token-file",
+                                                  "--tls-ca-file",
+                                                  "--tls-cert-file",
+                                                  "--tls-key-file",
+                                                  "--tls-server-name",
+                                                  "--allow-other-owner",
+                                                  "--allow-shared-write"};
+
+namespace {
+
+std::optional<Failure> ParseDuration(std::string_view flag, const std::string& text,
+                                     std::chrono::milliseconds* out) {
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
+    return Usage(absl::StrCat("push: ", std::string(flag),
+                              " wants a positive duration such as 15s or 500ms, "
+                              "got \"",
+                              text, "\""));
+  }
+  *out = std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+  return std::nullopt;
+}
+
+std::optional<Failure> RemoteWrite(const Args& args, RemoteWriteOptions options) {
+  for (const auto& [flag, value] : args.values) {
+    if (flag == "--interval") {
+      if (auto f = ParseDuration(flag, value, &options.interval)) return f;
+    } else if (flag == "--timeout") {
+      if (auto f = ParseDuration(flag, value, &options.timeout)) return f;
+    } else if (flag == "--job") {
+      options.job = value;
+    } else if (flag == "--instance") {
+      options.instance = value;
+    } else if (flag == "--external-label") {
+      const size_t eq = value.find('=');
+      const std::string name = value.substr(0, eq);
+      if (eq == std::string::npos || !meters::IsValidLabelName(name) ||
+          meters::IsReservedLabelName(name)) {
+        return Usage(
+            absl::StrCat("push: --external-label wants NAME=VALUE with a label name, "
+                         "got \"",
+                         value, "\""));
+      }
+      options.external_labels[name] = value.substr(eq + 1);
+    } else if (flag == "--basic-auth-user") {
+      options.basic_auth_user = value;
+    } else if (flag == "--basic-auth-password-file") {
+      options.basic_auth_password_file = value;
+    } else if (flag == "--bearer-token-file") {
+      options.bearer_token_file = value;
+    } else if (flag == "--tls-ca-file") {
+      options.tls_ca_file = value;
+    } else if (flag == "--tls-cert-file") {
+      options.tls_cert_file = value;
+    } else if (flag == "--tls-key-file") {
+      options.tls_key_file = value;
+    } else if (flag == "--tls-server-name") {
+      options.tls_server_name = value;
+    }
+  }
+  if (!meters::IsValidLabelName(args.heap_label) || meters::IsReservedLabelName(args.heap_label)) {
+    return Usage(absl::StrCat("push: --heap-label \"", args.heap_label,
+                              "\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting "
+                              "with __)"));
+  }
+  const Heap::OpenOptions open_options = ReadOnlyOptions(args);
+  auto heaps = std::make_shared<std::vector<Heap>>();
+  for (const std::string& h : args.heaps) heaps->push_back(OpenReadOnly(h, open_options));
+  const std::string heap_label = args.heap_label;
+  internal::FamilySource source{.collect = [heaps, heap_label](expose::Encoder& enc,
+                                                               const collect::CollectOptions& o) {
+    std::vector<collect::HeapSource> sources;
+    for (const Heap& h : *heaps) {
+      sources.push_back({&shm::HeapAccess::segment(h), std::string(h.name())});
+    }
+    std::vector<collect::MergeConflict> conflicts;
+    return collect::CollectMerged(sources, heaps->size() > 1 ? heap_label : "", enc, o, &conflicts);
+  }};
+
+  // Blocked before the writer starts its thread, which inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) {
+    return Failure{kExitRuntime, "push: cannot block signals"};
+  }
+  {
+    RemoteWriter writer(source, options);
+    std::cout << "pushing to " << options.url.substr(0, options.url.find('?')) << std::endl;
+    int received = 0;
+    while (sigwait(&signals, &received) != 0) {
+    }
+  }  // ~RemoteWriter makes the last push.
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Failure> Push(const Args& args) {
+  if (args.heaps.empty()) return Usage("push: missing --heap");
+  std::optional<std::string> remote_write;
+  for (const auto& [flag, value] : args.values) {
+    if (flag == "--remote-write") remote_write = value;
+  }
+  if (!remote_write) return Usage("push: missing --remote-write URL");
+  return RemoteWrite(args, {.url = *remote_write});
+}
+
+}  // namespace shmetrics::cli
