@@ -63,37 +63,53 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Starts Debian's prometheus-pushgateway on 127.0.0.1:0, keeping nothing on disk, and reads the
-// port it got from its log.
+// Starts `binary` with `args` and --web.listen-address=127.0.0.1:0, its log in `log`, and
+// reads the address it got from the log (Prometheus and the Pushgateway both print
+// `msg="Listening on" address=127.0.0.1:PORT`). Returns the pid, or -1 with *address empty.
+pid_t StartListening(const std::string& binary, std::vector<std::string> args,
+                     const std::string& log, std::string* address) {
+  args.insert(args.begin(), binary);
+  args.push_back("--web.listen-address=127.0.0.1:0");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen(log.c_str(), "w", stderr)) _exit(126);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  const std::regex listening(R"re(msg="Listening on" address=(127\.0\.0\.1:[0-9]+))re");
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::smatch m;
+  address->clear();
+  while (pid > 0 && std::chrono::steady_clock::now() < deadline) {
+    const std::string text = ReadFile(log);
+    if (std::regex_search(text, m, listening)) {
+      *address = m[1].str();
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return pid;
+}
+
+// Debian's prometheus-pushgateway on 127.0.0.1:0, keeping nothing on disk.
 class PushgatewayTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (access("/usr/bin/prometheus-pushgateway", X_OK) != 0) {
       GTEST_SKIP() << "prometheus-pushgateway not installed";
     }
-    log_ = ::testing::TempDir() + "/pushgateway-" + std::to_string(getpid()) + "-" +
-           std::to_string(++counter_) + ".log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (!freopen(log_.c_str(), "w", stderr)) _exit(126);
-      execl("/usr/bin/prometheus-pushgateway", "prometheus-pushgateway",
-            "--web.listen-address=127.0.0.1:0",
-            // Memory only: Debian's default persists to a file every test would share.
-            "--persistence.file=", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    ASSERT_GT(pid_, 0);
-    const std::regex listening(R"re(msg="Listening on" address=127\.0\.0\.1:([0-9]+))re");
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    std::smatch m;
-    std::string text;
-    while (std::chrono::steady_clock::now() < deadline) {
-      text = ReadFile(log_);
-      if (std::regex_search(text, m, listening)) break;
-      std::this_thread::sleep_for(50ms);
-    }
-    ASSERT_TRUE(std::regex_search(text, m, listening)) << text;
-    url_ = "http://127.0.0.1:" + m[1].str();
+    dir_ = ::testing::TempDir() + "/pushgateway-" + std::to_string(getpid()) + "-" +
+           std::to_string(++counter_);
+    ASSERT_EQ(system(("mkdir -p " + dir_).c_str()), 0);
+    std::string address;
+    // Memory only: Debian's default persists to a file every test would share.
+    pid_ = StartListening("/usr/bin/prometheus-pushgateway", {"--persistence.file="},
+                          dir_ + "/pushgateway.log", &address);
+    ASSERT_FALSE(address.empty()) << ReadFile(dir_ + "/pushgateway.log");
+    url_ = "http://" + address;
     auto client = HttpClient::Create({.timeout = 20s});
     ASSERT_TRUE(client.ok());
     client_ = *std::move(client);
@@ -110,7 +126,7 @@ class PushgatewayTest : public ::testing::Test {
       } catch (const Error&) {
       }
     }
-    if (!log_.empty()) unlink(log_.c_str());
+    if (!dir_.empty()) (void)system(("rm -rf " + dir_).c_str());
   }
 
   Heap NewHeap(const char* tag) {
@@ -126,7 +142,7 @@ class PushgatewayTest : public ::testing::Test {
   }
 
   static inline int counter_ = 0;
-  std::string log_;
+  std::string dir_;
   pid_t pid_ = -1;
   std::string url_;
   std::unique_ptr<HttpClient> client_;
@@ -236,6 +252,91 @@ TEST_F(PushgatewayTest, ARefusedPushThrowsWithTheAnswer) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition) << e.what();
     EXPECT_THAT(e.what(), HasSubstr("/nowhere/metrics/job/counters with HTTP/1.1 404 Not Found"));
   }
+}
+
+std::string Tool() { return std::string(SHMETRICS_BINARY_DIR) + "/src/shmetrics"; }
+
+// `shmetrics push --pushgateway` pushes, a real Prometheus scraping the Pushgateway sees the
+// values, and the group can be deleted from the command line.
+TEST_F(PushgatewayTest, TheToolPushesAndPrometheusScrapesThePushgateway) {
+  if (access("/usr/bin/prometheus", X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
+  Heap heap = NewHeap("pgw-cli");
+  Registry registry(heap);
+  auto& rows_family = registry.AddCounter("pgw_cli_rows", "Rows", {"table"});
+  rows_family.Labels("users").Inc(1234);
+  const pid_t worker = ::shmetrics::testing::ForkChild([&] {
+    heap.AttachWorker();
+    rows_family.Labels("users").Inc(1);
+    return 0;
+  });
+  ASSERT_EQ(::shmetrics::testing::WaitChild(worker), 0);
+
+  int rc = -1;
+  std::string out = ::shmetrics::testing::Shell(
+      Tool() + " push --heap " + heap.name() + " --pushgateway " + url_ +
+          " --job cli --grouping instance=host1 --grouping dir=/srv/a 2>&1",
+      &rc);
+  ASSERT_EQ(rc, 0) << out;
+  auto rows = Samples(Scrape(), "pgw_cli_rows_total");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_THAT(rows[0], HasSubstr("dir=\"/srv/a\""));
+  EXPECT_THAT(rows[0], ::testing::EndsWith("} 1235"));
+
+  std::ofstream(dir_ + "/prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+      << "scrape_configs:\n  - job_name: pushgateway\n    honor_labels: true\n"
+      << "    static_configs:\n      - targets: ['" << url_.substr(7) << "']\n";
+  std::string prometheus;
+  const pid_t prom = StartListening(
+      "/usr/bin/prometheus",
+      {"--config.file=" + dir_ + "/prometheus.yml", "--storage.tsdb.path=" + dir_ + "/data"},
+      dir_ + "/prometheus.log", &prometheus);
+  std::string query;
+  bool seen = false;
+  const auto deadline = std::chrono::steady_clock::now() + 90s;
+  while (!prometheus.empty() && !seen && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(200ms);
+    auto r =
+        client_->Send({.method = "GET",
+                       .url = "http://" + prometheus + "/api/v1/query?query=pgw_cli_rows_total"});
+    query = r.ok() ? r->body : r.status().ToString();
+    seen = query.find("\"1235\"") != std::string::npos;
+  }
+  if (prom > 0) {
+    kill(prom, SIGTERM);
+    ::shmetrics::testing::WaitChild(prom, 30s);
+  }
+  ASSERT_FALSE(prometheus.empty()) << ReadFile(dir_ + "/prometheus.log");
+  EXPECT_TRUE(seen) << query;
+  EXPECT_THAT(query, HasSubstr("\"job\":\"cli\""));
+  EXPECT_THAT(query, HasSubstr("\"instance\":\"host1\""));
+  EXPECT_THAT(query, HasSubstr("\"table\":\"users\""));
+
+  out = ::shmetrics::testing::Shell(Tool() + " push --pushgateway " + url_ +
+                                        " --job cli --grouping instance=host1 --grouping "
+                                        "dir=/srv/a --method delete 2>&1",
+                                    &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_TRUE(Samples(Scrape(), "pgw_cli_rows_total").empty());
+}
+
+TEST_F(PushgatewayTest, TheToolReportsARefusalAndBadFlags) {
+  int rc = -1;
+  std::string out = ::shmetrics::testing::Shell(
+      Tool() + " push --pushgateway " + url_ + "/nowhere --job x --method delete 2>&1", &rc);
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_THAT(out, HasSubstr("404 Not Found"));
+  out = ::shmetrics::testing::Shell(
+      Tool() + " push --pushgateway " + url_ + " --method delete 2>&1", &rc);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--job"));
+  out = ::shmetrics::testing::Shell(
+      Tool() + " push --pushgateway " + url_ + " --job x --method patch 2>&1", &rc);
+  EXPECT_EQ(rc, 2) << out;
+  out = ::shmetrics::testing::Shell(
+      Tool() + " push --pushgateway " + url_ + " --job x --grouping job=y --method delete 2>&1",
+      &rc);
+  EXPECT_EQ(rc, 2) << out;
 }
 
 TEST(PushToGatewayTest, OptionsAreCheckedBeforeAnythingIsSent) {
