@@ -320,6 +320,28 @@ TEST_F(PushgatewayTest, TheToolPushesAndPrometheusScrapesThePushgateway) {
   EXPECT_TRUE(Samples(Scrape(), "pgw_cli_rows_total").empty());
 }
 
+// examples/batch_job: forked workers count rows, the master pushes at the end.
+TEST_F(PushgatewayTest, TheBatchJobExamplePushesAtItsEnd) {
+  int rc = -1;
+  const std::string out = ::shmetrics::testing::Shell(
+      std::string(SHMETRICS_BINARY_DIR) + "/examples/batch_job " + url_ +
+          " --job nightly --instance db1 --workers 3 --rows 300 2>&1",
+      &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const std::string text = Scrape();
+  auto rows = Samples(text, "batch_rows_processed_total");
+  ASSERT_EQ(rows.size(), 2u) << text;
+  const std::string both = rows[0] + "\n" + rows[1];
+  EXPECT_THAT(both, HasSubstr("table=\"orders\"} 100"));
+  EXPECT_THAT(both, HasSubstr("table=\"users\"} 200"));
+  EXPECT_THAT(both, HasSubstr("instance=\"db1\""));
+  EXPECT_THAT(both, HasSubstr("job=\"nightly\""));
+  auto count = Samples(text, "batch_row_duration_seconds_count");
+  ASSERT_EQ(count.size(), 1u) << text;
+  EXPECT_THAT(count[0], ::testing::EndsWith("} 300"));
+  EXPECT_EQ(Samples(text, "batch_last_success_seconds").size(), 1u) << text;
+}
+
 TEST_F(PushgatewayTest, TheToolReportsARefusalAndBadFlags) {
   int rc = -1;
   std::string out = ::shmetrics::testing::Shell(
