@@ -287,6 +287,25 @@ TEST(HttpClientTest, ReadsChunkedAndCloseDelimitedBodies) {
   }
 }
 
+TEST(HttpClientTest, SkipsInterimAnswersAndReadsNoBodyAfterHead) {
+  {
+    RawReceiver receiver(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    auto response = MakeClient()->Send({.method = "POST", .url = receiver.url(), .body = "x"});
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status_line, "HTTP/1.1 200 OK");
+    EXPECT_EQ(response->body, "ok");
+  }
+  {
+    // No body follows the header: a client reading the announced 1000 bytes would fail.
+    RawReceiver receiver("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+    auto response = MakeClient({.timeout = 20s})->Send({.method = "HEAD", .url = receiver.url()});
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, "");
+  }
+}
+
 TEST(HttpClientTest, KeepsAtMostMaxResponseBodyBytes) {
   const std::string big(200000, 'b');
   RawReceiver receiver("HTTP/1.1 400 Bad Request\r\nContent-Length: 200000\r\n\r\n" + big);
