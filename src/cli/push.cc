@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "cli/args.h"
+#include "cli/served_heaps.h"
 #include "collect/collector.h"
 #include "collect/exposition.h"
 #include "expose/encoder.h"
@@ -34,7 +35,7 @@ const std::string_view kPushUsage =
     "                      [--heap-label NAME] [--basic-auth-user U --basic-auth-password-file F]\n"
     "                      [--bearer-token-file F] [--tls-ca-file F] [--tls-cert-file F\n"
     "                      --tls-key-file F] [--tls-server-name NAME] [--allow-other-owner]\n"
-    "                      [--allow-shared-write]\n"
+    "                      [--allow-shared-write] [--no-wait]\n"
     "\n"
     "Opens the heaps read-only and sends their series by Prometheus remote write 1.0 to URL\n"
     "(e.g. http://127.0.0.1:9090/api/v1/write) at once and then every --interval, until SIGTERM\n"
@@ -44,6 +45,8 @@ const std::string_view kPushUsage =
     "where a series has no label of that name. A push that fails with a 5xx, 429 or network\n"
     "error is retried with capped exponential backoff until the next is due, other 4xx are not;\n"
     "each failed push is one line on stderr. Prints `pushing to URL` once started.\n"
+    "As for serve, each --heap is followed by name: a heap removed and created again is pushed\n"
+    "anew, one that does not exist yet is waited for (shmetrics_heap_up 0 until it does).\n"
     "  --remote-write URL         http:// or https:// URL of the remote-write receiver\n"
     "  --interval DURATION        time between pushes (default 15s; e.g. 500ms, 1m)\n"
     "  --timeout DURATION         bound on each HTTP request (default 10s)\n"
@@ -60,7 +63,7 @@ const std::string_view kPushUsage =
     "  --tls-cert-file F, --tls-key-file F   a client certificate and its key (PEM)\n"
     "  --tls-server-name NAME     the name the receiver's certificate must carry (default: the\n"
     "                             URL's host)\n"
-    "  --allow-other-owner, --allow-shared-write   as for serve\n"
+    "  --allow-other-owner, --allow-shared-write, --no-wait   as for serve\n"
     "\n"
     "usage: shmetrics push --heap NAME [--heap NAME2 ...] --pushgateway URL --job J\n"
     "                      [--grouping K=V ...] [--method put|post|delete] [--timeout 10s]\n"
@@ -95,6 +98,7 @@ const std::vector<std::string_view> kPushFlags = {"--heap",
                                                   "--tls-server-name",
                                                   "--allow-other-owner",
                                                   "--allow-shared-write",
+                                                  "--no-wait",
                                                   "--pushgateway",
                                                   "--grouping",
                                                   "--method"};
@@ -151,24 +155,14 @@ std::optional<Failure> RemoteWrite(const Args& args, RemoteWriteOptions options)
       options.tls_server_name = value;
     }
   }
-  if (!meters::IsValidLabelName(args.heap_label) || meters::IsReservedLabelName(args.heap_label)) {
-    return Usage(absl::StrCat("push: --heap-label \"", args.heap_label,
-                              "\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting "
-                              "with __)"));
-  }
-  const Heap::OpenOptions open_options = ReadOnlyOptions(args);
-  auto heaps = std::make_shared<std::vector<Heap>>();
-  for (const std::string& h : args.heaps) heaps->push_back(OpenReadOnly(h, open_options));
-  const std::string heap_label = args.heap_label;
-  internal::FamilySource source{.collect = [heaps, heap_label](expose::Encoder& enc,
-                                                               const collect::CollectOptions& o) {
-    std::vector<collect::HeapSource> sources;
-    for (const Heap& h : *heaps) {
-      sources.push_back({&shm::HeapAccess::segment(h), std::string(h.name())});
-    }
-    std::vector<collect::MergeConflict> conflicts;
-    return collect::CollectMerged(sources, heaps->size() > 1 ? heap_label : "", enc, o, &conflicts);
-  }};
+  // As serve: every heap opens now, or push fails; a heap that does not exist yet is waited for
+  // (unless --no-wait); each push reads whichever heap the name points to then.
+  std::shared_ptr<ServedHeaps> heaps;
+  if (auto f = OpenServedHeaps(args, {"push", "pushes", "pushed", "pushing"}, &heaps)) return f;
+  internal::FamilySource source{
+      .collect = [heaps](expose::Encoder& enc, const collect::CollectOptions& o) {
+        return heaps->Collect(enc, o);
+      }};
 
   // Blocked before the writer starts its thread, which inherits the mask.
   sigset_t signals;
