@@ -15,6 +15,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/tls_helpers.h"
 #include "push/http_client.h"
 #include "shmetrics/error.h"
 #include "shmetrics/heap.h"
@@ -359,6 +360,75 @@ TEST_F(PushgatewayTest, TheToolReportsARefusalAndBadFlags) {
       Tool() + " push --pushgateway " + url_ + " --job x --grouping job=y --method delete 2>&1",
       &rc);
   EXPECT_EQ(rc, 2) << out;
+}
+
+// A Pushgateway behind TLS and basic auth (its --web.config.file), reached by the C++ API and
+// by the tool with the certificate's CA and the credentials; refused without them.
+TEST(SecurePushgatewayTest, TlsAndBasicAuthFromTheApiAndTheTool) {
+  if (access("/usr/bin/prometheus-pushgateway", X_OK) != 0) {
+    GTEST_SKIP() << "prometheus-pushgateway not installed";
+  }
+  http::testing::TestCertificate cert;
+  ASSERT_TRUE(cert.ok()) << cert.error();
+  const std::string hash = http::testing::HtpasswdBcrypt("pusher", "s3cret");
+  ASSERT_FALSE(hash.empty());
+  std::ofstream(cert.dir() + "/web.yml")
+      << "tls_server_config:\n  cert_file: " << cert.cert_file()
+      << "\n  key_file: " << cert.key_file() << "\nbasic_auth_users:\n  pusher: " << hash << "\n";
+  std::ofstream(cert.dir() + "/password") << "s3cret\n";
+  std::string address;
+  const pid_t pid =
+      StartListening("/usr/bin/prometheus-pushgateway",
+                     {"--persistence.file=", "--web.config.file=" + cert.dir() + "/web.yml"},
+                     cert.dir() + "/pushgateway.log", &address);
+  const std::string url = "https://" + address;
+  const std::string name = UniqueHeapName("pgw-tls");
+  std::string api_error, tool_out, scraped, anonymous_error;
+  int tool_rc = -1;
+  if (!address.empty()) {
+    Heap heap = Heap::Create(name);
+    Registry(heap).AddCounter("pgw_secure", "Secure").Labels().Inc(5);
+    try {
+      PushToGateway(url, heap,
+                    {.job = "api",
+                     .ca_file = cert.cert_file(),
+                     .basic_auth_user = "pusher",
+                     .basic_auth_password = "s3cret"});
+    } catch (const Error& e) {
+      api_error = e.what();
+    }
+    try {
+      PushToGateway(url, heap, {.job = "anonymous", .ca_file = cert.cert_file()});
+    } catch (const Error& e) {
+      anonymous_error = std::string(ErrorCodeName(e.code())) + ": " + e.what();
+    }
+    tool_out = ::shmetrics::testing::Shell(
+        Tool() + " push --heap " + name + " --pushgateway " + url + " --job tool --tls-ca-file " +
+            cert.cert_file() + " --basic-auth-user pusher --basic-auth-password-file " +
+            cert.dir() + "/password 2>&1",
+        &tool_rc);
+    auto client = HttpClient::Create({.tls = {.ca_file = cert.cert_file()},
+                                      .basic_auth_user = "pusher",
+                                      .basic_auth_password = "s3cret"});
+    if (client.ok()) {
+      auto r = (*client)->Send({.method = "GET", .url = url + "/metrics"});
+      scraped = r.ok() ? r->body : r.status().ToString();
+    }
+    Heap::Remove(name);
+  }
+  if (pid > 0) {
+    kill(pid, SIGTERM);
+    ::shmetrics::testing::WaitChild(pid, 30s);
+  }
+  ASSERT_FALSE(address.empty()) << ReadFile(cert.dir() + "/pushgateway.log");
+  EXPECT_EQ(api_error, "");
+  EXPECT_EQ(tool_rc, 0) << tool_out;
+  EXPECT_THAT(anonymous_error, HasSubstr("UNAUTHENTICATED"));
+  EXPECT_THAT(anonymous_error, HasSubstr("401"));
+  auto secure = Samples(scraped, "pgw_secure_total");
+  ASSERT_EQ(secure.size(), 2u) << scraped;
+  EXPECT_THAT(secure[0] + secure[1], HasSubstr("job=\"api\""));
+  EXPECT_THAT(secure[0] + secure[1], HasSubstr("job=\"tool\""));
 }
 
 TEST(PushToGatewayTest, OptionsAreCheckedBeforeAnythingIsSent) {
