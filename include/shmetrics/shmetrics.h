@@ -26,6 +26,7 @@
 #include "shmetrics/info.h"
 #include "shmetrics/max_gauge.h"
 #include "shmetrics/percentile_timer.h"
+#include "shmetrics/push.h"
 #include "shmetrics/registry.h"
 #include "shmetrics/summary.h"
 #include "shmetrics/timer.h"

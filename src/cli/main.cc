@@ -31,7 +31,7 @@ constexpr std::string_view kMainUsage =
     "\n"
     "commands:\n"
     "  serve    serve heaps over HTTP for Prometheus\n"
-    "  push     send heaps' metrics out by remote write\n"
+    "  push     send heaps' metrics out by remote write or to a Pushgateway\n"
     "  dump     print one exposition of a heap\n"
     "  inspect  print a heap's size, families, series and workers as JSON\n"
     "  list     print the names of the heaps in /dev/shm\n"

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -19,7 +20,11 @@
 #include "expose/encoder.h"
 #include "http_exposer/family_source.h"
 #include "meters/names.h"
+#include "push/http_client.h"
+#include "push/pushgateway.h"
+#include "shm/heap_access.h"
 #include "shmetrics/heap.h"
+#include "shmetrics/push.h"
 #include "shmetrics/remote_writer.h"
 
 namespace shmetrics::cli {
@@ -61,7 +66,23 @@ const std::string_view kPushUsage =
     "                             URL's host)\n"
     "  --tls-insecure-skip-verify  encrypt but do not authenticate the receiver (no certificate\n"
     "                             or name check)\n"
-    "  --allow-other-owner, --allow-shared-write, --no-wait   as for serve\n";
+    "  --allow-other-owner, --allow-shared-write, --no-wait   as for serve\n"
+    "\n"
+    "usage: shmetrics push --heap NAME [--heap NAME2 ...] --pushgateway URL --job J\n"
+    "                      [--grouping K=V ...] [--method put|post|delete] [--timeout 10s]\n"
+    "                      [--heap-label NAME] and the credential and TLS flags above\n"
+    "\n"
+    "Sends one exposition of the heaps (what `shmetrics serve` would serve, in the Prometheus\n"
+    "text format) to the Pushgateway at URL (e.g. http://127.0.0.1:9091) under the group\n"
+    "URL/metrics/job/J/K/V..., and exits: 0 when the Pushgateway accepted it, 1 with its answer\n"
+    "on stderr otherwise. Nothing is retried.\n"
+    "  --pushgateway URL          http:// or https:// URL of the Pushgateway\n"
+    "  --job J                    the group's job label (required)\n"
+    "  --grouping K=V             another label of the group; repeat for several (values with\n"
+    "                             '/' or empty are sent base64-encoded)\n"
+    "  --method M                 put (default: replace the group), post (replace only the\n"
+    "                             families pushed) or delete (remove the group; --heap is then\n"
+    "                             not needed and not read)\n";
 
 const std::vector<std::string_view> kPushFlags = {"--heap",
                                                   "--remote-write",
@@ -81,7 +102,10 @@ const std::vector<std::string_view> kPushFlags = {"--heap",
                                                   "--tls-insecure-skip-verify",
                                                   "--allow-other-owner",
                                                   "--allow-shared-write",
-                                                  "--no-wait"};
+                                                  "--no-wait",
+                                                  "--pushgateway",
+                                                  "--grouping",
+                                                  "--method"};
 
 namespace {
 
@@ -163,15 +187,112 @@ std::optional<Failure> RemoteWrite(const Args& args, RemoteWriteOptions options)
   return std::nullopt;
 }
 
+// One push to a Pushgateway (see kPushUsage).
+std::optional<Failure> PushGateway(const Args& args, const std::string& url) {
+  push::ClientOptions client_options{.timeout = std::chrono::seconds(10)};
+  std::optional<std::string> job;
+  std::vector<std::pair<std::string, std::string>> grouping;
+  PushMethod method = PushMethod::kPut;
+  for (const auto& [flag, value] : args.values) {
+    if (flag == "--timeout") {
+      if (auto f = ParseDuration(flag, value, &client_options.timeout)) return f;
+    } else if (flag == "--job") {
+      job = value;
+    } else if (flag == "--grouping") {
+      const size_t eq = value.find('=');
+      if (eq == std::string::npos) {
+        return Usage(absl::StrCat("push: --grouping wants NAME=VALUE, got \"", value, "\""));
+      }
+      grouping.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+    } else if (flag == "--method") {
+      if (value == "put") {
+        method = PushMethod::kPut;
+      } else if (value == "post") {
+        method = PushMethod::kPost;
+      } else if (value == "delete") {
+        method = PushMethod::kDelete;
+      } else {
+        return Usage(absl::StrCat("push: --method wants put, post or delete, got \"", value, "\""));
+      }
+    } else if (flag == "--basic-auth-user") {
+      client_options.basic_auth_user = value;
+    } else if (flag == "--basic-auth-password-file") {
+      client_options.basic_auth_password_file = value;
+    } else if (flag == "--bearer-token-file") {
+      client_options.bearer_token_file = value;
+    } else if (flag == "--tls-ca-file") {
+      client_options.tls.ca_file = value;
+    } else if (flag == "--tls-cert-file") {
+      client_options.tls.cert_file = value;
+    } else if (flag == "--tls-key-file") {
+      client_options.tls.key_file = value;
+    } else if (flag == "--tls-server-name") {
+      client_options.tls.server_name = value;
+    } else if (flag == "--interval" || flag == "--instance" || flag == "--external-label") {
+      return Usage(absl::StrCat("push: ", flag, " is for --remote-write, not --pushgateway"));
+    }
+  }
+  client_options.tls.insecure_skip_verify = args.tls_insecure_skip_verify;
+  if (!job) return Usage("push: --pushgateway needs --job J");
+  if (method != PushMethod::kDelete && args.heaps.empty()) return Usage("push: missing --heap");
+  if (!meters::IsValidLabelName(args.heap_label) || meters::IsReservedLabelName(args.heap_label)) {
+    return Usage(absl::StrCat("push: --heap-label \"", args.heap_label,
+                              "\" is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting "
+                              "with __)"));
+  }
+  auto path = push::GroupPath(*job, grouping);
+  if (!path.ok()) return Usage(absl::StrCat("push: ", path.status().message()));
+  auto client = push::HttpClient::Create(client_options);
+  if (!client.ok()) return Usage(absl::StrCat("push: ", client.status().message()));
+
+  std::string body;
+  if (method != PushMethod::kDelete) {
+    const Heap::OpenOptions open_options = ReadOnlyOptions(args);
+    std::vector<Heap> heaps;
+    for (const std::string& h : args.heaps) heaps.push_back(OpenReadOnly(h, open_options));
+    std::vector<collect::HeapSource> sources;
+    for (const Heap& h : heaps) {
+      sources.push_back({&shm::HeapAccess::segment(h), std::string(h.name())});
+    }
+    auto enc = expose::MakeEncoder(expose::Format::kPrometheus, &body);
+    std::vector<collect::MergeConflict> conflicts;
+    if (absl::Status s = collect::CollectMerged(sources, heaps.size() > 1 ? args.heap_label : "",
+                                                *enc, {}, &conflicts);
+        !s.ok()) {
+      return Failure{kExitRuntime, OneLine(absl::StrCat("push: ", s.message()))};
+    }
+    enc->Finish();
+    for (const collect::MergeConflict& c : conflicts) {
+      std::cerr << "push: left out " << c.family << ": " << OneLine(c.message) << "\n";
+    }
+  }
+  if (absl::Status s = push::PushToGateway(**client, url, *path, method, std::move(body));
+      !s.ok()) {
+    return Failure{kExitRuntime, OneLine(absl::StrCat("push: ", s.message()))};
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<Failure> Push(const Args& args) {
-  if (args.heaps.empty()) return Usage("push: missing --heap");
   std::optional<std::string> remote_write;
+  std::optional<std::string> pushgateway;
   for (const auto& [flag, value] : args.values) {
     if (flag == "--remote-write") remote_write = value;
+    if (flag == "--pushgateway") pushgateway = value;
   }
-  if (!remote_write) return Usage("push: missing --remote-write URL");
+  if (remote_write && pushgateway) {
+    return Usage("push: --remote-write and --pushgateway exclude each other");
+  }
+  if (pushgateway) return PushGateway(args, *pushgateway);
+  if (args.heaps.empty()) return Usage("push: missing --heap");
+  if (!remote_write) return Usage("push: missing --remote-write URL or --pushgateway URL");
+  for (const auto& [flag, value] : args.values) {
+    if (flag == "--grouping" || flag == "--method") {
+      return Usage(absl::StrCat("push: ", flag, " is for --pushgateway, not --remote-write"));
+    }
+  }
   return RemoteWrite(args, {.url = *remote_write});
 }
 

@@ -21,7 +21,9 @@ extern const std::string_view kPushUsage;
 extern const std::vector<std::string_view> kPushFlags;
 
 // Runs `push` with `args`. Remote write: returns nullopt once SIGTERM or SIGINT asked it to stop
-// and the last push was made (whether or not the receiver took it). Throws shmetrics::Error when
+// and the last push was made (whether or not the receiver took it). Pushgateway: pushes once and
+// returns nullopt when the Pushgateway accepted it, a Failure (exit status 1) quoting its
+// answer or the network error otherwise. Throws shmetrics::Error when
 // a heap cannot be opened or the options are invalid.
 [[nodiscard]] std::optional<Failure> Push(const Args& args);
 

@@ -429,20 +429,30 @@ absl::StatusOr<HttpResponse> HttpClient::Impl::Send(const HttpRequest& request) 
       return s;
     }
     beast::flat_buffer buffer;
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(
-        std::min<size_t>(options_.max_response_header_bytes, UINT32_MAX)));
-    // No limit (the loop below reads at most max_body + 1 bytes). Not boost::none: Beast 1.74
-    // compares a Content-Length against an empty optional as if it were exceeded.
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-    if (absl::Status s = step("reading the response",
-                              [&](auto handler) {
-                                bhttp::async_read_header(stream, buffer, parser,
-                                                         std::move(handler));
-                              });
-        !s.ok()) {
-      return s;
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> parser_storage;
+    // Interim 1xx answers (a server may send 100 Continue unasked) are skipped: each is a whole
+    // message, so the final one needs a parser of its own.
+    for (;;) {
+      parser_storage.emplace();
+      auto& p = *parser_storage;
+      p.header_limit(static_cast<std::uint32_t>(
+          std::min<size_t>(options_.max_response_header_bytes, UINT32_MAX)));
+      // No limit (the loop below reads at most max_body + 1 bytes). Not boost::none: Beast 1.74
+      // compares a Content-Length against an empty optional as if it were exceeded.
+      p.body_limit(std::numeric_limits<std::uint64_t>::max());
+      // A response to HEAD announces a body it does not carry.
+      if (request.method == "HEAD") p.skip(true);
+      if (absl::Status s = step("reading the response",
+                                [&](auto handler) {
+                                  bhttp::async_read_header(stream, buffer, p, std::move(handler));
+                                });
+          !s.ok()) {
+        return s;
+      }
+      const unsigned status = p.get().result_int();
+      if (status < 100 || status >= 200 || status == 101) break;
     }
+    auto& parser = *parser_storage;
     HttpResponse response;
     const auto& head = parser.get();
     response.status = static_cast<int>(head.result_int());

@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -285,6 +287,25 @@ TEST(HttpClientTest, ReadsChunkedAndCloseDelimitedBodies) {
   }
 }
 
+TEST(HttpClientTest, SkipsInterimAnswersAndReadsNoBodyAfterHead) {
+  {
+    RawReceiver receiver(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    auto response = MakeClient()->Send({.method = "POST", .url = receiver.url(), .body = "x"});
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status_line, "HTTP/1.1 200 OK");
+    EXPECT_EQ(response->body, "ok");
+  }
+  {
+    // No body follows the header: a client reading the announced 1000 bytes would fail.
+    RawReceiver receiver("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+    auto response = MakeClient({.timeout = 20s})->Send({.method = "HEAD", .url = receiver.url()});
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->status, 200);
+    EXPECT_EQ(response->body, "");
+  }
+}
+
 TEST(HttpClientTest, KeepsAtMostMaxResponseBodyBytes) {
   const std::string big(200000, 'b');
   RawReceiver receiver("HTTP/1.1 400 Bad Request\r\nContent-Length: 200000\r\n\r\n" + big);
@@ -561,6 +582,48 @@ TEST_F(HttpClientTlsTest, LoadsAClientCertificateAndChecksItsKey) {
       {.tls = {.cert_file = cert_->cert_file(), .key_file = other_->key_file()}});
   EXPECT_EQ(mismatched.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Message(mismatched.status()), HasSubstr(other_->key_file()));
+}
+
+// Mutual TLS against `openssl s_server -Verify 1`, which demands a client certificate signed by
+// the CA it is given (here other_'s self-signed certificate) and answers GET with a status page.
+TEST_F(HttpClientTlsTest, SendsTheClientCertificateWhenTheServerDemandsOne) {
+  const std::string log = cert_->dir() + "/s_server.log";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen(log.c_str(), "w", stdout)) _exit(126);
+    dup2(1, 2);
+    execlp("openssl", "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert",
+           cert_->cert_file().c_str(), "-key", cert_->key_file().c_str(), "-Verify", "1", "-CAfile",
+           other_->cert_file().c_str(), "-www", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  std::string port;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (port.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("ACCEPT 127.0.0.1:", 0) == 0) port = line.substr(17);
+    }
+    if (port.empty()) std::this_thread::sleep_for(20ms);
+  }
+  const std::string url = "https://127.0.0.1:" + port + "/";
+  auto with_cert = MakeClient({.tls = {.ca_file = cert_->cert_file(),
+                                       .cert_file = other_->cert_file(),
+                                       .key_file = other_->key_file()}});
+  auto without = MakeClient({.tls = {.ca_file = cert_->cert_file()}});
+  absl::StatusOr<HttpResponse> good, refused;
+  if (!port.empty()) {
+    good = with_cert->Send({.method = "GET", .url = url});
+    refused = without->Send({.method = "GET", .url = url});
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  ASSERT_FALSE(port.empty()) << "openssl s_server did not start";
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->status, 200);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
 }
 
 }  // namespace
