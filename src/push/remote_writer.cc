@@ -101,8 +101,7 @@ struct RemoteWriter::Impl {
       uint64_t flush = 0;
       {
         absl::MutexLock lock(&mu);
-        auto wake = [this] { return stop || flush_requested > flush_done; };
-        mu.AwaitWithDeadline(absl::Condition(&wake), absl::FromChrono(ToSystem(next)));
+        mu.AwaitWithDeadline(absl::Condition(this, &Impl::Woken), absl::FromChrono(ToSystem(next)));
         if (stop) break;
         flush = flush_requested;
       }
@@ -117,6 +116,10 @@ struct RemoteWriter::Impl {
       }
     }
     if (options.push_on_stop) Push(Clock::now(), /*retry=*/false);
+  }
+
+  bool Woken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return stop || flush_requested > flush_done;
   }
 
   // The steady deadline as an absl::Time (Abseil waits on the system clock).
