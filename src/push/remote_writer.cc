@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -16,7 +18,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "collect/collector.h"
 #include "collect/exposition.h"
@@ -60,6 +61,33 @@ void CheckOptions(const RemoteWriteOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// std::mutex, with clang's thread-safety annotations. Not absl::Mutex: Debian's libabsl is not
+// built for ThreadSanitizer, which then cannot see its locking and takes every guarded access
+// for a race.
+class ABSL_LOCKABLE AnnotatedMutex {
+ public:
+  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+ private:
+  std::mutex mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE Locked {
+ public:
+  explicit Locked(AnnotatedMutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_.lock(); }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+  ~Locked() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+ private:
+  AnnotatedMutex& mu_;
+};
+
+}  // namespace
+
 struct RemoteWriter::Impl {
   Impl(internal::FamilySource source_in, const RemoteWriteOptions& options_in)
       : source(std::move(source_in)), options(options_in), owner(getpid()) {
@@ -100,8 +128,8 @@ struct RemoteWriter::Impl {
     for (;;) {
       uint64_t flush = 0;
       {
-        absl::MutexLock lock(&mu);
-        mu.AwaitWithDeadline(absl::Condition(this, &Impl::Woken), absl::FromChrono(ToSystem(next)));
+        Locked lock(mu);
+        cv.wait_until(mu, next, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return Woken(); });
         if (stop) break;
         flush = flush_requested;
       }
@@ -109,10 +137,11 @@ struct RemoteWriter::Impl {
       next = std::max(next + options.interval, now + std::chrono::milliseconds(1));
       if (next > now + options.interval) next = now + options.interval;
       const bool ok = Push(next, /*retry=*/true);
-      absl::MutexLock lock(&mu);
+      Locked lock(mu);
       if (flush > flush_done) {
         flush_done = flush;
         flush_ok = ok;
+        cv.notify_all();
       }
     }
     if (options.push_on_stop) Push(Clock::now(), /*retry=*/false);
@@ -122,20 +151,14 @@ struct RemoteWriter::Impl {
     return stop || flush_requested > flush_done;
   }
 
-  // The steady deadline as an absl::Time (Abseil waits on the system clock).
-  static std::chrono::system_clock::time_point ToSystem(Clock::time_point t) {
-    return std::chrono::system_clock::now() +
-           std::chrono::duration_cast<std::chrono::system_clock::duration>(t - Clock::now());
-  }
-
   // Waits for d or until stop is asked. True when asked to stop.
   bool SleepUnlessStopped(std::chrono::nanoseconds d) {
-    absl::MutexLock lock(&mu);
-    return mu.AwaitWithTimeout(absl::Condition(&stop), absl::FromChrono(d));
+    Locked lock(mu);
+    return cv.wait_for(mu, d, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop; });
   }
 
   bool StopRequested() {
-    absl::MutexLock lock(&mu);
+    Locked lock(mu);
     return stop;
   }
 
@@ -194,7 +217,7 @@ struct RemoteWriter::Impl {
         return false;
       }
       {
-        absl::MutexLock lock(&stats_mu);
+        Locked lock(stats_mu);
         stats.samples_retried += samples;
       }
       backoff = std::min<std::chrono::nanoseconds>(2 * backoff, options.max_backoff);
@@ -202,7 +225,7 @@ struct RemoteWriter::Impl {
   }
 
   void Finish(bool ok, uint64_t samples, Clock::time_point start) {
-    absl::MutexLock lock(&stats_mu);
+    Locked lock(stats_mu);
     stats.last_send_duration_seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (ok) {
       ++stats.pushes_succeeded;
@@ -231,7 +254,7 @@ struct RemoteWriter::Impl {
   void WriteSelfMetrics(expose::Encoder& enc) {
     Stats s;
     {
-      absl::MutexLock lock(&stats_mu);
+      Locked lock(stats_mu);
       s = stats;
     }
     struct Counter {
@@ -278,13 +301,14 @@ struct RemoteWriter::Impl {
   int64_t last_timestamp_ms = 0;
   std::mt19937_64 rng;
 
-  absl::Mutex mu;
+  AnnotatedMutex mu;
+  std::condition_variable_any cv;  // stop, or a flush asked for or done
   bool stop ABSL_GUARDED_BY(mu) = false;
   uint64_t flush_requested ABSL_GUARDED_BY(mu) = 0;
   uint64_t flush_done ABSL_GUARDED_BY(mu) = 0;
   bool flush_ok ABSL_GUARDED_BY(mu) = false;
 
-  mutable absl::Mutex stats_mu;
+  mutable AnnotatedMutex stats_mu;
   Stats stats ABSL_GUARDED_BY(stats_mu);
   bool failing ABSL_GUARDED_BY(stats_mu) = false;
 
@@ -312,24 +336,25 @@ RemoteWriter::~RemoteWriter() {
     return;
   }
   {
-    absl::MutexLock lock(&impl_->mu);
+    Locked lock(impl_->mu);
     impl_->stop = true;
   }
+  impl_->cv.notify_all();
   impl_->thread.join();
 }
 
 bool RemoteWriter::Flush() {
-  absl::MutexLock lock(&impl_->mu);
+  Locked lock(impl_->mu);
   const uint64_t ticket = ++impl_->flush_requested;
-  auto done = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+  impl_->cv.notify_all();
+  impl_->cv.wait(impl_->mu, [this, ticket]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return impl_->flush_done >= ticket || impl_->stop;
-  };
-  impl_->mu.Await(absl::Condition(&done));
+  });
   return impl_->flush_done >= ticket && impl_->flush_ok;
 }
 
 RemoteWriter::Stats RemoteWriter::stats() const {
-  absl::MutexLock lock(&impl_->stats_mu);
+  Locked lock(impl_->stats_mu);
   return impl_->stats;
 }
 
