@@ -35,13 +35,17 @@ class HeapTest : public ::testing::Test {
 
   // Creates heap_ (named "test-<tag>-<pid>-<n>") and registry_; the environment's common labels
   // are ignored.
+  // A test may make several heaps one after the other: each replaces (and removes) the last,
+  // so none is left in /dev/shm, where a later process given the same pid would collide with it.
   void CreateHeap(const char* tag, const Heap::CreateOptions& options = {}) {
+    RemoveHeap();
     unsetenv("SHMETRICS_COMMON_LABELS");
     name_ = UniqueHeapName(tag);
     heap_ = std::make_unique<Heap>(Heap::Create(name_, options));
     registry_ = std::make_unique<Registry>(*heap_);
   }
-  void TearDown() override {
+  void TearDown() override { RemoveHeap(); }
+  void RemoveHeap() {
     registry_.reset();
     heap_.reset();
     if (name_.empty()) return;
@@ -49,6 +53,7 @@ class HeapTest : public ::testing::Test {
       Heap::Remove(name_);
     } catch (const Error&) {
     }
+    name_.clear();
   }
 
   // Runs f and returns the message of the Error it throws (and its code, when asked), or ""
