@@ -18,7 +18,7 @@
 
 namespace shmetrics::meters {
 
-inline constexpr uint64_t kFamilyMagic = 0x796c696d61664d53ULL;  // "SMfamily"
+inline constexpr uint64_t kFamilyMagic = 0x796c696d61664d53ULL;       // "SMfamily"
 inline constexpr uint64_t kSeriesMagic = internal::kLiveSeriesMagic;  // "SMseries"
 
 // The value of a root-table entry (key: the full metric name).
