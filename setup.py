@@ -1,6 +1,6 @@
 """Builds the shmetrics Python package: the native module with CMake, the rest as is.
 
-    python3 -m venv --system-site-packages venv && venv/bin/pip install --no-build-isolation .
+    /usr/bin/python3 -m venv --system-site-packages venv && venv/bin/pip install --no-build-isolation .
 
 needs nothing beyond Debian's packages (cmake, g++, pybind11-dev, python3-dev, the libraries of
 scripts/deps) and works offline. The module is built by the same CMake project as the C++
