@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "meters/names.h"
 #include "shmetrics/age_gauge.h"
 #include "shmetrics/counter.h"
 #include "shmetrics/distribution_summary.h"
@@ -258,12 +259,7 @@ bool ExemplarPairs(PyObject* exemplar, Refs& keep,
       return false;
     }
     if (!AsText(k, keep, &name) || !AsText(v, keep, &value, &value_text)) return false;
-    bool valid = !name.empty() && !(name[0] >= '0' && name[0] <= '9');
-    for (char c : name) {
-      valid = valid && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '_');
-    }
-    if (!valid) {
+    if (!meters::IsValidLabelName(name)) {
       PyErr_Format(PyExc_ValueError, "Invalid label metric name: %U", k);
       return false;
     }
