@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -277,7 +278,18 @@ struct StatusFields {
   uint64_t threads = 0;
   uint64_t voluntary = 0;
   uint64_t involuntary = 0;
+  // VmRSS in bytes; absent for kernel threads and zombies.
+  std::optional<uint64_t> rss_bytes;
 };
+
+// "  3608 kB" -> 3608 * 1024.
+bool ParseKilobytes(std::string_view text, uint64_t* bytes) {
+  text = TrimBlanks(text);
+  if (!text.ends_with(" kB")) return false;
+  uint64_t kb = 0;
+  return ParseDecimal(TrimBlanks(text.substr(0, text.size() - 3)), &kb) &&
+         !__builtin_mul_overflow(kb, uint64_t{1024}, bytes);
+}
 
 absl::StatusOr<StatusFields> ReadStatus(pid_t pid, const ProcRoot& root) {
   Path path;
@@ -291,7 +303,14 @@ absl::StatusOr<StatusFields> ReadStatus(pid_t pid, const ProcRoot& root) {
               {"voluntary_ctxt_switches:", &f.voluntary, false},
               {"nonvoluntary_ctxt_switches:", &f.involuntary, false}};
   const Key* bad = nullptr;
+  bool bad_rss = false;
   absl::Status s = ForEachLine(path.c_str(), kTextFileCap, [&](std::string_view line) {
+    if (constexpr std::string_view kRss = "VmRSS:"; !f.rss_bytes && line.starts_with(kRss)) {
+      uint64_t bytes = 0;
+      bad_rss = !ParseKilobytes(line.substr(kRss.size()), &bytes);
+      f.rss_bytes = bytes;
+      return !bad_rss;
+    }
     for (Key& k : keys) {
       if (!k.seen && line.starts_with(k.prefix)) {
         k.seen = true;
@@ -304,6 +323,7 @@ absl::StatusOr<StatusFields> ReadStatus(pid_t pid, const ProcRoot& root) {
     return true;
   });
   if (!s.ok()) return s;
+  if (bad_rss) return Malformed(path.c_str(), "bad value for VmRSS:");
   if (bad != nullptr)
     return Malformed(path.c_str(), absl::StrCat("bad value for ", AV(bad->prefix)));
   for (const Key& k : keys) {
@@ -433,7 +453,11 @@ absl::StatusOr<ProcessStats> ReadProcessStats(pid_t pid, const ProcRoot& root) {
   const double hz = static_cast<double>(*ticks);
   out.cpu_user_seconds = static_cast<double>(stat->utime) / hz;
   out.cpu_system_seconds = static_cast<double>(stat->stime) / hz;
-  if (__builtin_mul_overflow(stat->rss_pages, *page, &out.resident_memory_bytes)) {
+  // status's VmRSS where there is one: recent kernels (6.17) make it the exact count while stat's
+  // rss stays the per-CPU counters' approximation, off by up to 64 pages per CPU and kind.
+  if (status->rss_bytes) {
+    out.resident_memory_bytes = *status->rss_bytes;
+  } else if (__builtin_mul_overflow(stat->rss_pages, *page, &out.resident_memory_bytes)) {
     return absl::DataLossError(absl::StrCat("rss of pid ", pid, " overflows 64 bits"));
   }
   out.virtual_memory_bytes = stat->vsize;

@@ -38,7 +38,7 @@ struct ProcRoot {
 struct ProcessStats {
   double cpu_user_seconds = 0;         // utime / sysconf(_SC_CLK_TCK)
   double cpu_system_seconds = 0;       // stime / sysconf(_SC_CLK_TCK)
-  uint64_t resident_memory_bytes = 0;  // rss pages * sysconf(_SC_PAGESIZE)
+  uint64_t resident_memory_bytes = 0;  // status VmRSS, else stat rss pages * page size
   uint64_t virtual_memory_bytes = 0;   // vsize
   uint64_t open_fds = 0;               // entries of /proc/<pid>/fd
   // Soft limit of "Max open files". "unlimited" is reported as UINT64_MAX, which is also the

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -142,7 +143,8 @@ void ExpectProcessSeriesMatchProc(const std::map<std::string, double>& samples,
     return it == samples.end() ? -1.0 : it->second;
   };
   const double rss = sample("process_resident_memory_bytes");
-  EXPECT_NEAR(rss, facts->resident_bytes, facts->resident_bytes * 0.10);
+  // Read apart in time: an idle worker's heap may still move by a few pages.
+  EXPECT_NEAR(rss, facts->resident_bytes, std::max(facts->resident_bytes * 0.10, 512.0 * 1024));
   EXPECT_GT(sample("process_virtual_memory_bytes"), rss);
   EXPECT_EQ(sample("process_threads"), facts->threads);
   // The master opens a /proc file or two while it scrapes itself.

@@ -303,10 +303,13 @@ std::string StatLine(pid_t pid, const std::string& comm, char state = 'S',
   return line + "\n";
 }
 
+// rss: VmRSS's value, or "" for no VmRSS line (a kernel thread's or a zombie's status).
+// The default is the 1024 pages of StatLine's rss.
 std::string StatusFile(const std::string& threads = "7", const std::string& vol = "123",
-                       const std::string& invol = "45") {
+                       const std::string& invol = "45",
+                       const std::string& rss = absl::StrCat("   ", PageSize(), " kB")) {
   return absl::StrCat("Name:\tworker\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n",
-                      "VmRSS:\t   1234 kB\nThreads:\t", threads,
+                      rss.empty() ? "" : absl::StrCat("VmRSS:\t", rss, "\n"), "Threads:\t", threads,
                       "\nSigQ:\t0/96365\nCpus_allowed_list:\t0-1\n"
                       "voluntary_ctxt_switches:\t",
                       vol, "\nnonvoluntary_ctxt_switches:\t", invol, "\n");
@@ -419,6 +422,7 @@ TEST_F(FakeProcTest, LargeCountersAndEmptyFdDirectory) {
       StatLine(kPid, "w", 'S',
                {{14, "18446744073709551615"}, {23, "18446744073709551615"}, {10, "0"}, {24, "0"}}),
       /*fds=*/0);
+  Write(absl::StrCat(kPid, "/status"), StatusFile("7", "1", "2", ""));
   absl::StatusOr<ProcessStats> s = Read();
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->virtual_memory_bytes, std::numeric_limits<uint64_t>::max());
@@ -435,7 +439,22 @@ TEST_F(FakeProcTest, ManyFdsNeedSeveralDirectoryReads) {
   EXPECT_EQ(s->open_fds, 2000u);
 }
 
+// VmRSS is exact where stat's rss is the per-CPU counters' estimate; stat's serves processes
+// whose status has no VmRSS.
+TEST_F(FakeProcTest, ResidentMemoryIsVmRssElseStatRss) {
+  Write(absl::StrCat(kPid, "/status"), StatusFile("7", "1", "2", "\t  777 kB"));
+  absl::StatusOr<ProcessStats> s = Read();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->resident_memory_bytes, 777u * 1024);
+  Write(absl::StrCat(kPid, "/status"), StatusFile("7", "1", "2", ""));
+  Write(absl::StrCat(kPid, "/stat"), StatLine(kPid, "w", 'S', {{24, "3"}}));
+  s = Read();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->resident_memory_bytes, 3 * PageSize());
+}
+
 TEST_F(FakeProcTest, RssOverflowIsAnError) {
+  Write(absl::StrCat(kPid, "/status"), StatusFile("7", "1", "2", ""));
   Write(absl::StrCat(kPid, "/stat"), StatLine(kPid, "w", 'S', {{24, "18446744073709551615"}}));
   EXPECT_TRUE(absl::IsDataLoss(Read().status())) << Read().status();
 }
@@ -546,6 +565,10 @@ TEST_F(FakeProcTest, MalformedStatus) {
       {StatusFile("7", ""), "bad value for voluntary_ctxt_switches:"},
       {StatusFile("7", "1", "2 3"), "bad value for nonvoluntary_ctxt_switches:"},
       {"Threads:\t1\nvoluntary_ctxt_switches:\t2\n", "no nonvoluntary_ctxt_switches: line"},
+      {StatusFile("7", "1", "2", "12"), "bad value for VmRSS:"},
+      {StatusFile("7", "1", "2", "12 MB"), "bad value for VmRSS:"},
+      {StatusFile("7", "1", "2", "-1 kB"), "bad value for VmRSS:"},
+      {StatusFile("7", "1", "2", "18446744073709551615 kB"), "bad value for VmRSS:"},
       {std::string(70000, '\n'), "longer than 65536 bytes"},
   };
   for (const Case& c : cases) {
