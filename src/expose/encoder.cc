@@ -389,8 +389,21 @@ class TextEncoder final : public Encoder {
 
 }  // namespace
 
-std::unique_ptr<Encoder> MakeEncoder(Format format, std::string* out) {
-  return std::make_unique<TextEncoder>(format, out);
+void Encoder::NativeHistogram(LabelSpan labels, const expose::NativeHistogram& h,
+                              std::optional<double> created,
+                              std::span<const Exemplar* const> exemplars) {
+  const uint64_t cumulative[] = {h.count};
+  const Exemplar* inf_exemplar[] = {exemplars.empty() ? nullptr : exemplars.back()};
+  Histogram(labels, {}, cumulative, h.sum, created,
+            exemplars.empty() ? std::span<const Exemplar* const>() : inf_exemplar);
+}
+
+std::unique_ptr<Encoder> MakeEncoder(Format format, std::string* out,
+                                     const EncoderOptions& options) {
+  // The protobuf encoder and the options are not yet written: text 0.0.4 stands in.
+  (void)options;
+  return std::make_unique<TextEncoder>(format == Format::kProtobuf ? Format::kPrometheus : format,
+                                       out);
 }
 
 }  // namespace shmetrics::expose

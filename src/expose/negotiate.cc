@@ -120,6 +120,9 @@ std::string_view ContentType(Format format) {
   switch (format) {
     case Format::kOpenMetrics:
       return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    case Format::kProtobuf:
+      return "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+             "encoding=delimited";
     case Format::kPrometheus:
       break;
   }
