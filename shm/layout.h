@@ -12,9 +12,12 @@
 #ifndef SHMETRICS_SHM_LAYOUT_H_
 #define SHMETRICS_SHM_LAYOUT_H_
 
+#include <endian.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "shm/robust_mutex.h"
@@ -25,7 +28,7 @@ namespace shmetrics::shm {
 // "shmetric" as little-endian bytes.
 inline constexpr uint64_t kMagic = 0x63697274656d6873ULL;
 // Bump whenever the layout changes.
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kBlockAlign = 16;
@@ -158,14 +161,31 @@ struct WorkerTable {
   WorkerSlot slot[1];  // capacity entries
 };
 
-// 64-bit FNV-1a: simple to reimplement in any language that reads the heap.
-constexpr uint64_t KeyHash(const char* data, size_t len) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < len; ++i) {
-    h ^= static_cast<uint8_t>(data[i]);
-    h *= 0x100000001b3ULL;
+// The index key hash (FORMAT.md, "Index"): a word at a time, 64x64->128-bit multiplies folded
+// to 64 bits, so a key of 30 bytes costs four multiplies where a byte-wise hash costs thirty,
+// and still a few lines in any language that reads the heap.
+inline constexpr uint64_t kKeyHashSeed = 0x243f6a8885a308d3ULL;
+inline constexpr uint64_t kKeyHashMultiplier = 0x9e3779b97f4a7c15ULL;
+
+inline uint64_t KeyHashFold(uint64_t a, uint64_t b) {
+  const unsigned __int128 p = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(p) ^ static_cast<uint64_t>(p >> 64);
+}
+
+inline uint64_t KeyHash(const char* data, size_t len) {
+  uint64_t h = kKeyHashSeed ^ len;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, data + i, 8);
+    h = KeyHashFold(h ^ le64toh(w), kKeyHashMultiplier);
   }
-  return h;
+  if (i < len) {
+    uint64_t w = 0;  // the last bytes, zero-padded to a word
+    std::memcpy(&w, data + i, len - i);
+    h = KeyHashFold(h ^ le64toh(w), kKeyHashMultiplier);
+  }
+  return KeyHashFold(h, kKeyHashSeed);
 }
 
 }  // namespace shmetrics::shm
