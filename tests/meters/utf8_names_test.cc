@@ -8,6 +8,7 @@
 #include "collect/collector.h"
 #include "expose/encoder.h"
 #include "shm/heap_access.h"
+#include "shmetrics/exposition.h"
 #include "shmetrics/registry.h"
 #include "util/heap_fixture.h"
 #include "util/parsers.h"
@@ -178,6 +179,22 @@ TEST_F(Utf8NamesTest, FamiliesThatEscapeAlikeAppearOnce) {
   const std::string utf8 = ScrapeWith(expose::Format::kOpenMetrics, expose::Escaping::kAllowUtf8);
   EXPECT_THAT(utf8, HasSubstr("{\"a.b\"} 1\n"));
   EXPECT_THAT(utf8, HasSubstr("\na_b 2\n"));
+}
+
+TEST_F(Utf8NamesTest, ExposeOptions) {
+  Registry r = Utf8Registry();
+  r.AddCounter("jobs.done", "h").Labels().Inc();
+  const std::string escaped = Expose(*heap_, ExposeOptions{});
+  EXPECT_THAT(escaped, HasSubstr("\njobs_done_total 1\n"));
+  EXPECT_THAT(escaped, HasSubstr("\njobs_done_created "));
+  ExposeOptions o;
+  o.utf8_names = true;
+  o.created_samples = false;
+  const std::string utf8 = Expose(*heap_, o);
+  EXPECT_THAT(utf8, HasSubstr("\n{\"jobs.done_total\"} 1\n"));
+  EXPECT_THAT(utf8, ::testing::Not(HasSubstr("_created")));
+  o.format = ExpositionFormat::kPrometheus;
+  EXPECT_THAT(Expose(*heap_, o), HasSubstr("# TYPE \"jobs.done_total\" counter\n"));
 }
 
 }  // namespace
