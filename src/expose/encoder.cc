@@ -3,14 +3,10 @@
 #include <cassert>
 #include <cmath>
 #include <cstddef>
-#include <cstdio>
 #include <cstring>
 #include <limits>
-#include <mutex>
-#include <set>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -29,53 +25,6 @@ constexpr size_t kMaxSuffix = 8;
 
 // Quotes and braces a quoted UTF-8 name adds to a sample line: `{"` and `"`.
 constexpr size_t kQuotedNameExtra = 3;
-
-std::string_view SchemeName(Escaping e) {
-  switch (e) {
-    case Escaping::kAllowUtf8:
-      return "allow-utf-8";
-    case Escaping::kUnderscores:
-      return "underscores";
-    case Escaping::kDots:
-      return "dots";
-    case Escaping::kValues:
-      return "values";
-  }
-  return "?";
-}
-
-// A name left out because of its escaping is the heap's doing, not the scraper's: say so once
-// per process, not at every scrape.
-void NoteOnce(const std::string& message) {
-  static std::mutex mu;
-  static auto* logged = new std::set<std::string>;
-  std::lock_guard<std::mutex> lock(mu);
-  if (logged->insert(message).second) std::fprintf(stderr, "shmetrics: %s\n", message.c_str());
-}
-
-// The sample suffixes a family of this type writes besides its own name; together with the name
-// they are what two families must not share (as registration's meters::ClaimedNames).
-std::span<const std::string_view> ClaimSuffixes(MetricType type) {
-  static constexpr std::string_view kCounter[] = {"_total", "_created"};
-  static constexpr std::string_view kHistogram[] = {"_bucket", "_count", "_sum", "_created"};
-  static constexpr std::string_view kSummary[] = {"_count", "_sum", "_created"};
-  static constexpr std::string_view kInfo[] = {"_info"};
-  switch (type) {
-    case MetricType::kCounter:
-      return kCounter;
-    case MetricType::kHistogram:
-      return kHistogram;
-    case MetricType::kSummary:
-      return kSummary;
-    case MetricType::kInfo:
-      return kInfo;
-    case MetricType::kGauge:
-    case MetricType::kStateSet:
-    case MetricType::kUnknown:
-      break;
-  }
-  return {};
-}
 
 // --- Raw writers. Each writes at p, which the caller has made big enough, and returns the end.
 // Lines are assembled this way rather than by a dozen std::string::append calls each, because
@@ -164,7 +113,8 @@ class TextEncoder final : public Encoder {
       : out_(out),
         openmetrics_(format == Format::kOpenMetrics),
         created_(openmetrics_ && options.created),
-        escaping_(options.escaping) {}
+        escaping_(options.escaping),
+        claims_(options.escaping) {}
 
   void BeginFamily(const FamilyInfo& family) override {
     assert(!in_family_ && !finished_);
@@ -173,7 +123,8 @@ class TextEncoder final : public Encoder {
     // Copied because the caller's views need only live through this call; the buffers are
     // reused from family to family.
     SetName(family.name);
-    skip_family_ = !ClaimFamily(family.name);
+    // Escaping can give two families one name: the first keeps it, a later one is left out.
+    skip_family_ = !claims_.Claim(family.name, quoted_ ? family.name : name_, type_);
     if (skip_family_) return;
     if (type_ == MetricType::kStateSet) {
       const std::string_view l = WriteLabelName(family.name, &state_label_scratch_);
@@ -310,45 +261,6 @@ class TextEncoder final : public Encoder {
     return *storage;
   }
 
-  // Whether this family may be written: escaping can give two families one name (a.b and a_b
-  // both become a_b under kUnderscores), and a parser must never see a family or a sample twice,
-  // so the first family keeps the name and a later one is left out. Names are only remembered
-  // until the first name that escaping changes; from then on each family's names are checked.
-  bool ClaimFamily(std::string_view raw) {
-    if (escaping_ == Escaping::kAllowUtf8) return true;
-    if (!claiming_) {
-      if (name_ == raw) {
-        seen_.emplace_back(name_, type_);
-        return true;
-      }
-      claiming_ = true;
-      for (const auto& [n, t] : seen_) AddClaims(n, t, /*check=*/false);
-      seen_.clear();
-    }
-    if (!AddClaims(name_, type_, /*check=*/true)) {
-      NoteOnce(std::string("metric \"") + std::string(raw) + "\" is left out of expositions with " +
-               "escaping=" + std::string(SchemeName(escaping_)) + ": its escaped name \"" + name_ +
-               "\" writes a sample that an earlier family writes");
-      return false;
-    }
-    return true;
-  }
-
-  // Records the names of a family; with check, records nothing and returns false when one of
-  // them is already taken.
-  bool AddClaims(const std::string& name, MetricType type, bool check) {
-    const std::span<const std::string_view> suffixes = ClaimSuffixes(type);
-    if (check) {
-      if (claimed_.count(name) != 0) return false;
-      for (std::string_view s : suffixes) {
-        if (claimed_.count(name + std::string(s)) != 0) return false;
-      }
-    }
-    claimed_.insert(name);
-    for (std::string_view s : suffixes) claimed_.insert(name + std::string(s));
-    return true;
-  }
-
   // --- Metadata lines: once per family, so plain appends.
 
   void BeginOpenMetricsFamily(const FamilyInfo& family) {
@@ -455,7 +367,7 @@ class TextEncoder final : public Encoder {
       escaped |= label_names_[i].data() != labels[i].name.data();
       bound += label_names_[i].size() + 2 * labels[i].value.size() + 4;  // ,name="value"
     }
-    if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(added)) {
+    if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(label_names_, added)) {
       NoteOnce(std::string("a series of metric \"") + name_ + "\" is left out of expositions " +
                "with escaping=" + std::string(SchemeName(escaping_)) +
                ": two of its label names escape to the same name");
@@ -473,16 +385,6 @@ class TextEncoder final : public Encoder {
     }
     labels_.resize(p - labels_.data());
     return true;
-  }
-
-  bool HasDuplicateLabel(std::string_view added) const {
-    for (size_t i = 0; i < label_names_.size(); ++i) {
-      if (label_names_[i] == added) return true;
-      for (size_t j = i + 1; j < label_names_.size(); ++j) {
-        if (label_names_[i] == label_names_[j]) return true;
-      }
-    }
-    return false;
   }
 
   // Grows *out_ by enough for one sample line of the current series plus extra bytes, and returns
@@ -591,10 +493,7 @@ class TextEncoder final : public Encoder {
   bool skip_family_ = false;  // left out: its escaped name is an earlier family's
   bool finished_ = false;
 
-  // The names written so far, for ClaimFamily
-  bool claiming_ = false;
-  std::vector<std::pair<std::string, MetricType>> seen_;
-  std::unordered_set<std::string> claimed_;
+  FamilyNameClaims claims_;
 
   // Buffers reused from call to call
   std::string scratch_;

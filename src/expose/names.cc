@@ -2,6 +2,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <set>
 
 namespace shmetrics::expose {
 namespace {
@@ -111,6 +114,98 @@ std::string_view EscapeName(std::string_view name, Escaping scheme, std::string*
     }
   }
   return out;
+}
+
+std::string_view SchemeName(Escaping scheme) {
+  switch (scheme) {
+    case Escaping::kAllowUtf8:
+      return "allow-utf-8";
+    case Escaping::kUnderscores:
+      return "underscores";
+    case Escaping::kDots:
+      return "dots";
+    case Escaping::kValues:
+      return "values";
+  }
+  return "?";
+}
+
+void NoteOnce(const std::string& message) {
+  static std::mutex mu;
+  static auto* logged = new std::set<std::string>;
+  std::lock_guard<std::mutex> lock(mu);
+  if (logged->insert(message).second) std::fprintf(stderr, "shmetrics: %s\n", message.c_str());
+}
+
+namespace {
+
+// The sample suffixes a family of this type writes besides its own name; with the name, what two
+// families must not share (as registration's meters::ClaimedNames).
+std::span<const std::string_view> ClaimSuffixes(MetricType type) {
+  static constexpr std::string_view kCounter[] = {"_total", "_created"};
+  static constexpr std::string_view kHistogram[] = {"_bucket", "_count", "_sum", "_created"};
+  static constexpr std::string_view kSummary[] = {"_count", "_sum", "_created"};
+  static constexpr std::string_view kInfo[] = {"_info"};
+  switch (type) {
+    case MetricType::kCounter:
+      return kCounter;
+    case MetricType::kHistogram:
+      return kHistogram;
+    case MetricType::kSummary:
+      return kSummary;
+    case MetricType::kInfo:
+      return kInfo;
+    case MetricType::kGauge:
+    case MetricType::kStateSet:
+    case MetricType::kUnknown:
+      break;
+  }
+  return {};
+}
+
+}  // namespace
+
+bool FamilyNameClaims::Claim(std::string_view raw, std::string_view escaped, MetricType type) {
+  if (scheme_ == Escaping::kAllowUtf8) return true;
+  if (!claiming_) {
+    if (escaped == raw) {
+      seen_.emplace_back(std::string(escaped), type);
+      return true;
+    }
+    claiming_ = true;
+    for (const auto& [n, t] : seen_) Add(n, t, /*check=*/false);
+    seen_.clear();
+  }
+  if (!Add(std::string(escaped), type, /*check=*/true)) {
+    NoteOnce(std::string("metric \"") + std::string(raw) + "\" is left out of expositions with " +
+             "escaping=" + std::string(SchemeName(scheme_)) + ": its escaped name \"" +
+             std::string(escaped) + "\" writes a sample that an earlier family writes");
+    return false;
+  }
+  return true;
+}
+
+bool FamilyNameClaims::Add(const std::string& name, MetricType type, bool check) {
+  const std::span<const std::string_view> suffixes = ClaimSuffixes(type);
+  if (check) {
+    if (claimed_.count(name) != 0) return false;
+    for (std::string_view s : suffixes) {
+      if (claimed_.count(name + std::string(s)) != 0) return false;
+    }
+  }
+  claimed_.insert(name);
+  for (std::string_view s : suffixes) claimed_.insert(name + std::string(s));
+  return true;
+}
+
+bool HasDuplicateLabel(std::span<const std::string_view> names, std::string_view added) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == added) return true;
+    for (size_t j = i + 1; j < names.size(); ++j) {
+      if (names[i] == names[j]) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace shmetrics::expose
