@@ -22,6 +22,18 @@ enum class ExpositionFormat { kOpenMetrics, kPrometheus };
 // One exposition of every family of the heap. Throws Error kDataLoss when the heap is corrupt.
 std::string Expose(const Heap& heap, ExpositionFormat format = ExpositionFormat::kOpenMetrics);
 
+struct ExposeOptions {
+  ExpositionFormat format = ExpositionFormat::kOpenMetrics;
+  // Default: true. False leaves out every `_created` sample.
+  bool created_samples = true;
+  // Default: false: names outside [a-zA-Z_:][a-zA-Z0-9_:]* (RegistryOptions::utf8_names) are
+  // escaped with underscores, as for a scraper that does not ask for UTF-8. True writes them as
+  // they are, quoted (`{"my.metric",label="v"} 1`), which only UTF-8-aware parsers read.
+  bool utf8_names = false;
+};
+// As Expose(heap, format), with options.
+std::string Expose(const Heap& heap, const ExposeOptions& options);
+
 }  // namespace shmetrics
 
 #endif  // SHMETRICS_EXPOSITION_H_

@@ -111,6 +111,10 @@ struct HttpExposerOptions {
   size_t max_connections = 512;
   // Default: true. Include process_* metrics of the master and every live worker.
   bool process_metrics = true;
+  // Default: true. False leaves out every `_created` sample (counters, histograms, summaries
+  // and Spectator's timers and distribution summaries in OpenMetrics), for scrapers and stores
+  // that count each as a series of its own.
+  bool created_samples = true;
   // TLS and basic authentication. Default: neither.
   WebOptions web{};
 };

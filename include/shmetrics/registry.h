@@ -187,6 +187,19 @@ struct RegistryOptions {
   bool read_environment = true;
   // Default: 10000. Children per family before the overflow child is used.
   uint32_t max_children = 10000;
+  // Default: false, legacy names only: metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names
+  // [a-zA-Z_][a-zA-Z0-9_]*. True allows metric names, label names (const labels included) and
+  // the prefix to be any non-empty valid UTF-8 without NUL ("http.server.duration"), within the
+  // same byte limits; invalid UTF-8, a NUL, an empty or over-long name is refused
+  // (kInvalidArgument), and so are names starting with "__", the reserved suffixes, and clashes
+  // of sample names with other families, as for legacy names. A scraper that asks for UTF-8
+  // (Accept: ...; escaping=allow-utf-8) gets such names quoted; any other one gets them escaped
+  // (underscores by default; see shm/FORMAT.md, "Exposition"). Two label names of one family
+  // that some scheme escapes alike ("a.b" and "a_b") are refused. Two families that escape
+  // alike cannot be told apart by registration: such a scrape carries the first in name order
+  // and leaves the other out, noted once on stderr. Heaps hold names as bytes, so other
+  // processes (and older readers) see them unchanged; the option only governs registration.
+  bool utf8_names = false;
 };
 
 template <typename Child>
@@ -311,6 +324,7 @@ class Registry {
   std::string prefix_;
   std::map<std::string, std::string> const_labels_;
   uint32_t max_children_;
+  bool utf8_names_;
   std::mutex mu_;  // guards families_; held across fork() by an atfork handler
   // By name: one family object per order in which its label names were declared.
   std::map<std::string, std::vector<std::unique_ptr<internal::FamilyBase>>> families_;

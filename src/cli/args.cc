@@ -44,6 +44,7 @@ std::optional<Failure> ParseArgs(const std::string& command, int argc, char** ar
     }
     if (bool* on = flag == "--verify"                     ? &args->verify
                    : flag == "--no-wait"                  ? &args->no_wait
+                   : flag == "--no-created"               ? &args->no_created
                    : flag == "--allow-other-owner"        ? &args->allow_other_owner
                    : flag == "--allow-shared-write"       ? &args->allow_shared_write
                    : flag == "--tls-insecure-skip-verify" ? &args->tls_insecure_skip_verify

@@ -42,6 +42,7 @@ struct Args {
   std::string heap_label = "heap";  // serve: the label naming each heap when several are served
   bool verify = false;
   bool no_wait = false;
+  bool no_created = false;  // serve: leave out _created samples
   bool allow_other_owner = false;
   bool allow_shared_write = false;
   bool tls_insecure_skip_verify = false;  // push

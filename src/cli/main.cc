@@ -51,7 +51,7 @@ constexpr std::string_view kMainUsage =
 constexpr std::string_view kServeUsage =
     "usage: shmetrics serve --heap NAME [--heap NAME2 ...] [--listen ADDR:PORT]\n"
     "                       [--web-config-file FILE] [--no-wait] [--allow-other-owner]\n"
-    "                       [--allow-shared-write] [--heap-label NAME]\n"
+    "                       [--allow-shared-write] [--heap-label NAME] [--no-created]\n"
     "\n"
     "Opens the heaps read-only and serves them at http://ADDR:PORT/metrics until SIGTERM or\n"
     "SIGINT, then exits 0. Prints `listening on ADDR:PORT` (the bound port) once ready.\n"
@@ -69,6 +69,7 @@ constexpr std::string_view kServeUsage =
     "                           basic_auth_users: user: bcrypt hash)\n"
     "  --heap-label NAME        the label naming each heap when several are served (default\n"
     "                           heap)\n"
+    "  --no-created             leave out every _created sample\n"
     "  --no-wait                exit 1 when a heap does not exist at start; by default serve\n"
     "                           says so on stderr, serves it as down and waits for "
     "it\n" SHMETRICS_OPEN_FLAGS_USAGE;
@@ -122,7 +123,7 @@ std::optional<Failure> Run(int argc, char** argv) {
       {"serve",
        kServeUsage,
        {"--heap", "--listen", "--web-config-file", "--no-wait", "--heap-label",
-        "--allow-other-owner", "--allow-shared-write"}},
+        "--allow-other-owner", "--allow-shared-write", "--no-created"}},
       {"push", kPushUsage, kPushFlags},
       {"dump", kDumpUsage, {"--heap", "--format", "--allow-other-owner", "--allow-shared-write"}},
       {"inspect",

@@ -61,6 +61,7 @@ std::optional<Failure> Serve(const Args& args) {
     if (auto f = ParseListen(*args.listen, &options)) return f;
   }
   if (args.web_config_file) options.web = LoadWebConfigFile(*args.web_config_file);
+  options.created_samples = !args.no_created;
   // Each connection holds a descriptor: allow as many as the hard limit permits, so the
   // connection cap, not a default soft limit of 1024, decides how many clients are served.
   if (rlimit nofile{};

@@ -59,4 +59,25 @@ std::string Expose(const Heap& heap, ExpositionFormat format) {
   return out;
 }
 
+std::string Expose(const Heap& heap, const ExposeOptions& options) {
+  expose::Format format = expose::Format::kOpenMetrics;
+  switch (options.format) {
+    case ExpositionFormat::kOpenMetrics:
+      format = expose::Format::kOpenMetrics;
+      break;
+    case ExpositionFormat::kPrometheus:
+      format = expose::Format::kPrometheus;
+      break;
+  }
+  expose::EncoderOptions encoder_options;
+  encoder_options.created = options.created_samples;
+  encoder_options.escaping =
+      options.utf8_names ? expose::Escaping::kAllowUtf8 : expose::Escaping::kUnderscores;
+  std::string out;
+  auto enc = expose::MakeEncoder(format, &out, encoder_options);
+  if (const absl::Status s = collect::CollectHeaps({heap}, *enc, {}); !s.ok()) throw ToError(s);
+  enc->Finish();
+  return out;
+}
+
 }  // namespace shmetrics

@@ -7,7 +7,10 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "expose/names.h"
 #include "expose/number_format.h"
 
 namespace shmetrics::expose {
@@ -19,6 +22,9 @@ constexpr size_t kMaxExemplarLabelChars = 128;
 
 // The longest suffix an encoder adds to a family name ("_created").
 constexpr size_t kMaxSuffix = 8;
+
+// Quotes and braces a quoted UTF-8 name adds to a sample line: `{"` and `"`.
+constexpr size_t kQuotedNameExtra = 3;
 
 // --- Raw writers. Each writes at p, which the caller has made big enough, and returns the end.
 // Lines are assembled this way rather than by a dozen std::string::append calls each, because
@@ -103,16 +109,27 @@ char* PutExemplar(char* p, const Exemplar& e) {
 // samples exist, and in exemplars, so a flag reads more plainly than two near-copies.
 class TextEncoder final : public Encoder {
  public:
-  TextEncoder(Format format, std::string* out)
-      : out_(out), openmetrics_(format == Format::kOpenMetrics) {}
+  TextEncoder(Format format, std::string* out, const EncoderOptions& options)
+      : out_(out),
+        openmetrics_(format == Format::kOpenMetrics),
+        created_(openmetrics_ && options.created),
+        escaping_(options.escaping),
+        claims_(options.escaping) {}
 
   void BeginFamily(const FamilyInfo& family) override {
     assert(!in_family_ && !finished_);
     in_family_ = true;
     type_ = family.type;
-    // Copied because the caller's views need only live through this call; the buffer is reused
-    // from family to family.
-    name_.assign(family.name);
+    // Copied because the caller's views need only live through this call; the buffers are
+    // reused from family to family.
+    SetName(family.name);
+    // Escaping can give two families one name: the first keeps it, a later one is left out.
+    skip_family_ = !claims_.Claim(family.name, quoted_ ? family.name : name_, type_);
+    if (skip_family_) return;
+    if (type_ == MetricType::kStateSet) {
+      const std::string_view l = WriteLabelName(family.name, &state_label_scratch_);
+      state_label_.assign(l);
+    }
     if (openmetrics_) {
       BeginOpenMetricsFamily(family);
     } else {
@@ -123,7 +140,7 @@ class TextEncoder final : public Encoder {
   void Counter(LabelSpan labels, double value, std::optional<double> created,
                const Exemplar* exemplar) override {
     assert(in_family_ && type_ == MetricType::kCounter);
-    SetSeriesLabels(labels);
+    if (!SetSeriesLabels(labels, {})) return;
     if (openmetrics_ && exemplar != nullptr && ExemplarFits(*exemplar)) {
       char* p = BeginLine(ExemplarBound(*exemplar));
       p = PutSampleStart(p, "_total");
@@ -133,12 +150,12 @@ class TextEncoder final : public Encoder {
     } else {
       SampleLine("_total", value);
     }
-    if (openmetrics_ && created.has_value()) SampleLine("_created", *created);
+    if (created_ && created.has_value()) SampleLine("_created", *created);
   }
 
   void Gauge(LabelSpan labels, double value) override {
     assert(in_family_ && (type_ == MetricType::kGauge || type_ == MetricType::kUnknown));
-    SetSeriesLabels(labels);
+    if (!SetSeriesLabels(labels, {})) return;
     SampleLine("", value);
   }
 
@@ -148,7 +165,7 @@ class TextEncoder final : public Encoder {
     assert(in_family_ && type_ == MetricType::kHistogram);
     assert(cumulative.size() == upper_bounds.size() + 1);
     assert(exemplars.empty() || exemplars.size() == cumulative.size());
-    SetSeriesLabels(labels);
+    if (!SetSeriesLabels(labels, "le")) return;
     const bool with_exemplars = openmetrics_ && !exemplars.empty();
     for (size_t i = 0; i < cumulative.size(); ++i) {
       const Exemplar* ex = with_exemplars ? exemplars[i] : nullptr;
@@ -162,13 +179,13 @@ class TextEncoder final : public Encoder {
     }
     CountLine(cumulative.empty() ? 0 : cumulative.back());
     SampleLine("_sum", sum);
-    if (openmetrics_ && created.has_value()) SampleLine("_created", *created);
+    if (created_ && created.has_value()) SampleLine("_created", *created);
   }
 
   void Summary(LabelSpan labels, uint64_t count, double sum, std::span<const Quantile> quantiles,
                std::optional<double> created) override {
     assert(in_family_ && type_ == MetricType::kSummary);
-    SetSeriesLabels(labels);
+    if (!SetSeriesLabels(labels, "quantile")) return;
     for (const Quantile& q : quantiles) {
       char* p = BeginLine(0);
       p = PutSampleStartWithNumberLabel(p, "", "quantile", q.quantile);
@@ -177,30 +194,22 @@ class TextEncoder final : public Encoder {
     }
     CountLine(count);
     SampleLine("_sum", sum);
-    if (openmetrics_ && created.has_value()) SampleLine("_created", *created);
+    if (created_ && created.has_value()) SampleLine("_created", *created);
   }
 
   void Info(LabelSpan labels) override {
     assert(in_family_ && type_ == MetricType::kInfo);
-    SetSeriesLabels(labels);
+    if (!SetSeriesLabels(labels, {})) return;
     SampleLine("_info", 1);
   }
 
   void StateSet(LabelSpan labels, std::span<const State> states) override {
     assert(in_family_ && type_ == MetricType::kStateSet);
-    SetSeriesLabels(labels);
+    if (!SetSeriesLabels(labels, state_label_)) return;
     for (const State& s : states) {
       // `<name>{<labels>,<name>="<state>"} 0|1`: the state label is named after the family.
-      char* p = BeginLine(name_.size() + 2 * s.name.size());
-      p = Put(p, name_);
-      *p++ = '{';
-      if (!labels_.empty()) {
-        p = Put(p, labels_);
-        *p++ = ',';
-      }
-      p = Put(p, name_);
-      *p++ = '=';
-      *p++ = '"';
+      char* p = BeginLine(state_label_.size() + 2 * s.name.size());
+      p = PutSampleStartWithLabel(p, "", state_label_);
       p = PutEscaped<true>(p, s.name);
       p = Put(p, s.enabled ? "\"} 1" : "\"} 0");
       EndLine(p);
@@ -210,6 +219,7 @@ class TextEncoder final : public Encoder {
   void EndFamily() override {
     assert(in_family_);
     in_family_ = false;
+    skip_family_ = false;
   }
 
   void Finish() override {
@@ -220,6 +230,36 @@ class TextEncoder final : public Encoder {
 
  private:
   static constexpr double kPlusInf = std::numeric_limits<double>::infinity();
+
+  // --- Names.
+
+  // Sets name_ to the family name as this exposition writes it: escaped, or (with kAllowUtf8,
+  // outside the legacy set) the text between the quotes.
+  void SetName(std::string_view raw) {
+    quoted_ = escaping_ == Escaping::kAllowUtf8 && !IsLegacyMetricName(raw);
+    if (quoted_) {
+      name_.resize(2 * raw.size());
+      name_.resize(PutEscaped<true>(name_.data(), raw) - name_.data());
+    } else {
+      name_.assign(EscapeName(raw, escaping_, &scratch_));
+    }
+  }
+
+  // A label name as written: itself, quoted (kAllowUtf8) or escaped. The view is of raw or of
+  // *storage.
+  std::string_view WriteLabelName(std::string_view raw, std::string* storage) const {
+    if (IsLegacyLabelName(raw)) return raw;
+    if (escaping_ != Escaping::kAllowUtf8) {
+      return EscapeName(raw, escaping_, storage, NameKind::kLabel);
+    }
+    storage->resize(2 * raw.size() + 2);
+    char* p = storage->data();
+    *p++ = '"';
+    p = PutEscaped<true>(p, raw);
+    *p++ = '"';
+    storage->resize(p - storage->data());
+    return *storage;
+  }
 
   // --- Metadata lines: once per family, so plain appends.
 
@@ -249,13 +289,15 @@ class TextEncoder final : public Encoder {
     out_->push_back('\n');
   }
 
-  // Appends `# <keyword> <name><suffix> `.
+  // Appends `# <keyword> <name><suffix> `, the name in quotes when it needs them.
   void AppendMetadata(std::string_view keyword, std::string_view suffix) {
     out_->append("# ");
     out_->append(keyword);
     out_->push_back(' ');
+    if (quoted_) out_->push_back('"');
     out_->append(name_);
     out_->append(suffix);
+    if (quoted_) out_->push_back('"');
     out_->push_back(' ');
   }
 
@@ -311,10 +353,38 @@ class TextEncoder final : public Encoder {
 
   // --- Sample lines.
 
-  // Renders the series' own labels once, for all the lines of a histogram or summary.
-  void SetSeriesLabels(LabelSpan labels) {
-    labels_.resize(LabelPairsBound(labels));
-    labels_.resize(PutLabelPairs(labels_.data(), labels) - labels_.data());
+  // Renders the series' own labels once, for all the lines of a histogram or summary. Returns
+  // false when the series must be left out: its family is, or escaping gives two of its labels
+  // (or one of them and the label the encoder adds, `added`) the same name.
+  bool SetSeriesLabels(LabelSpan labels, std::string_view added) {
+    if (skip_family_) return false;
+    if (label_scratch_.size() < labels.size()) label_scratch_.resize(labels.size());
+    label_names_.resize(labels.size());
+    bool escaped = false;
+    size_t bound = 0;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      label_names_[i] = WriteLabelName(labels[i].name, &label_scratch_[i]);
+      escaped |= label_names_[i].data() != labels[i].name.data();
+      bound += label_names_[i].size() + 2 * labels[i].value.size() + 4;  // ,name="value"
+    }
+    if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(label_names_, added)) {
+      NoteOnce(std::string("a series of metric \"") + name_ + "\" is left out of expositions " +
+               "with escaping=" + std::string(SchemeName(escaping_)) +
+               ": two of its label names escape to the same name");
+      return false;
+    }
+    labels_.resize(bound);
+    char* p = labels_.data();
+    for (size_t i = 0; i < labels.size(); ++i) {
+      if (i > 0) *p++ = ',';
+      p = Put(p, label_names_[i]);
+      *p++ = '=';
+      *p++ = '"';
+      p = PutEscaped<true>(p, labels[i].value);
+      *p++ = '"';
+    }
+    labels_.resize(p - labels_.data());
+    return true;
   }
 
   // Grows *out_ by enough for one sample line of the current series plus extra bytes, and returns
@@ -324,8 +394,8 @@ class TextEncoder final : public Encoder {
   char* BeginLine(size_t extra) {
     const size_t old = out_->size();
     // name, suffix, `{labels,le="<number>"} `, value, newline.
-    out_->resize(old + name_.size() + kMaxSuffix + labels_.size() + 16 + 2 * kMaxNumberChars +
-                 extra);
+    out_->resize(old + name_.size() + kQuotedNameExtra + kMaxSuffix + labels_.size() + 16 +
+                 2 * kMaxNumberChars + extra);
     return out_->data() + old;
   }
   void EndLine(char* p) {
@@ -333,25 +403,49 @@ class TextEncoder final : public Encoder {
     out_->resize(p - out_->data());
   }
 
-  // Writes `<name><suffix>[{<labels>}] `.
-  char* PutSampleStart(char* p, std::string_view suffix) {
+  // Writes `<name><suffix>`, or `"<name><suffix>"`.
+  char* PutName(char* p, std::string_view suffix) {
+    if (quoted_) *p++ = '"';
     p = Put(p, name_);
     p = Put(p, suffix);
-    if (!labels_.empty()) {
+    if (quoted_) *p++ = '"';
+    return p;
+  }
+
+  // Writes `<name><suffix>[{<labels>}] `; a quoted name goes inside the braces:
+  // `{"<name><suffix>"[,<labels>]} `.
+  char* PutSampleStart(char* p, std::string_view suffix) {
+    if (quoted_) {
       *p++ = '{';
-      p = Put(p, labels_);
+      p = PutName(p, suffix);
+      if (!labels_.empty()) {
+        *p++ = ',';
+        p = Put(p, labels_);
+      }
       *p++ = '}';
+    } else {
+      p = PutName(p, suffix);
+      if (!labels_.empty()) {
+        *p++ = '{';
+        p = Put(p, labels_);
+        *p++ = '}';
+      }
     }
     *p++ = ' ';
     return p;
   }
 
-  // Writes `<name><suffix>{<labels>,<label>="<canonical v>"} `. label is "le" or "quantile".
-  char* PutSampleStartWithNumberLabel(char* p, std::string_view suffix, std::string_view label,
-                                      double v) {
-    p = Put(p, name_);
-    p = Put(p, suffix);
-    *p++ = '{';
+  // Writes `<name><suffix>{<labels>,<label>="` (the name inside the braces when quoted); the
+  // caller writes the value and `"} `.
+  char* PutSampleStartWithLabel(char* p, std::string_view suffix, std::string_view label) {
+    if (quoted_) {
+      *p++ = '{';
+      p = PutName(p, suffix);
+      *p++ = ',';
+    } else {
+      p = PutName(p, suffix);
+      *p++ = '{';
+    }
     if (!labels_.empty()) {
       p = Put(p, labels_);
       *p++ = ',';
@@ -359,6 +453,13 @@ class TextEncoder final : public Encoder {
     p = Put(p, label);
     *p++ = '=';
     *p++ = '"';
+    return p;
+  }
+
+  // Writes `<name><suffix>{<labels>,<label>="<canonical v>"} `. label is "le" or "quantile".
+  char* PutSampleStartWithNumberLabel(char* p, std::string_view suffix, std::string_view label,
+                                      double v) {
+    p = PutSampleStartWithLabel(p, suffix, label);
     p = WriteCanonicalNumber(v, p);
     return Put(p, "\"} ");
   }
@@ -378,13 +479,26 @@ class TextEncoder final : public Encoder {
   // Constant after construction
   std::string* const out_;
   const bool openmetrics_;
+  const bool created_;  // write `_created` samples
+  const Escaping escaping_;
 
   // State of the family and series being written
-  std::string name_;
+  std::string name_;  // as written: escaped, or the inside of its quotes
+  bool quoted_ = false;
+  std::string state_label_;  // a stateset's state label name, as written
   MetricType type_ = MetricType::kUnknown;
-  std::string labels_;  // the current series' rendered label pairs
+  std::string labels_;                         // the current series' rendered label pairs
+  std::vector<std::string_view> label_names_;  // its label names as written
   bool in_family_ = false;
+  bool skip_family_ = false;  // left out: its escaped name is an earlier family's
   bool finished_ = false;
+
+  FamilyNameClaims claims_;
+
+  // Buffers reused from call to call
+  std::string scratch_;
+  std::string state_label_scratch_;
+  std::vector<std::string> label_scratch_;
 };
 
 }  // namespace
@@ -400,10 +514,9 @@ void Encoder::NativeHistogram(LabelSpan labels, const expose::NativeHistogram& h
 
 std::unique_ptr<Encoder> MakeEncoder(Format format, std::string* out,
                                      const EncoderOptions& options) {
-  // The protobuf encoder and the options are not yet written: text 0.0.4 stands in.
-  (void)options;
+  // The protobuf encoder is not yet written: text 0.0.4 stands in.
   return std::make_unique<TextEncoder>(format == Format::kProtobuf ? Format::kPrometheus : format,
-                                       out);
+                                       out, options);
 }
 
 }  // namespace shmetrics::expose

@@ -36,7 +36,7 @@ enum class Format {
 
 // How names beyond the legacy character set [a-zA-Z_:][a-zA-Z0-9_:]* reach a scraper (the
 // `escaping` parameter of Accept). Names inside the legacy set are written unchanged by every
-// scheme but kDots, which doubles underscores.
+// scheme, as expfmt writes them (see expose/names.h, EscapeName).
 enum class Escaping {
   kAllowUtf8,    // as they are (quoted in text where needed)
   kUnderscores,  // every character outside the legacy set becomes '_'

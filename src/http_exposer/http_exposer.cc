@@ -29,6 +29,7 @@ WebOptions LoadWebConfigFile(const std::string& path) {
 struct HttpExposer::Impl {
   internal::FamilySource source;
   bool process_metrics;
+  bool created_samples;
   std::unique_ptr<http::BasicAuth> auth;  // null: no authentication
   std::unique_ptr<http::Server> server;
 
@@ -50,7 +51,9 @@ struct HttpExposer::Impl {
     // starts a new "since the last scrape" window.
     options.reset_maxima = !req.head;
     http::Response resp;
-    auto enc = expose::MakeEncoder(format, &resp.body);
+    expose::EncoderOptions encoder_options;
+    encoder_options.created = created_samples;
+    auto enc = expose::MakeEncoder(format, &resp.body, encoder_options);
     if (absl::Status s = source.collect(*enc, options); !s.ok()) {
       return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));
     }
@@ -79,6 +82,7 @@ HttpExposer::HttpExposer(const internal::FamilySource& source, const HttpExposer
     : impl_(std::make_unique<Impl>()) {
   impl_->source = source;
   impl_->process_metrics = options.process_metrics;
+  impl_->created_samples = options.created_samples;
   http::ServerOptions so;
   so.address = options.address;
   so.port = options.port;

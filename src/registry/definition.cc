@@ -8,8 +8,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "expose/names.h"
 #include "meters/meter_types.h"
 #include "meters/names.h"
 #include "shm/status_error.h"
@@ -81,16 +83,36 @@ std::string Differences(const Definition& a, const Definition& b) {
   return absl::StrCat("they differ in ", absl::StrJoin(d, "; "));
 }
 
-void ValidateLabelName(std::string_view family, std::string_view label) {
+std::string CheckUtf8Name(std::string_view what, std::string_view name) {
+  if (name.empty()) return absl::StrCat(std::string(what), " is empty");
+  if (!meters::IsValidUtf8(name)) {
+    return absl::StrCat(std::string(what), " \"",
+                        absl::CHexEscape(std::string(name.substr(0, 200))),
+                        "\" is not valid UTF-8");
+  }
+  if (name.find('\0') != std::string_view::npos) {
+    return absl::StrCat(std::string(what), " \"",
+                        absl::CHexEscape(std::string(name.substr(0, 200))), "\" holds a NUL byte");
+  }
+  return {};
+}
+
+void ValidateLabelName(std::string_view family, std::string_view label, bool utf8) {
   if (label.size() > kMaxLabelNameBytes) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("label name ", Quoted(label), " for metric ", Quoted(family), " is ",
                        label.size(), " bytes; the limit is ", kMaxLabelNameBytes));
   }
-  if (!meters::IsValidLabelName(label)) {
+  if (utf8) {
+    if (std::string why = CheckUtf8Name("label name", label); !why.empty()) {
+      Throw(absl::StatusCode::kInvalidArgument,
+            absl::StrCat("invalid ", why, " for metric ", Quoted(family)));
+    }
+  } else if (!meters::IsValidLabelName(label)) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("invalid label name ", Quoted(label), " for metric ", Quoted(family),
-                       ": must match [a-zA-Z_][a-zA-Z0-9_]*"));
+                       ": must match [a-zA-Z_][a-zA-Z0-9_]* (RegistryOptions::utf8_names "
+                       "allows any UTF-8)"));
   }
   if (meters::IsReservedLabelName(label)) {
     Throw(absl::StatusCode::kInvalidArgument,
@@ -115,7 +137,7 @@ void ValidateLabelValue(std::string_view family, std::string_view label, std::st
 namespace {
 
 // The full name: checked, without the type's dropped suffix, with prefix and unit.
-std::string FullName(const internal::FamilySpec& spec, std::string_view prefix) {
+std::string FullName(const internal::FamilySpec& spec, std::string_view prefix, bool utf8) {
   const MeterType& type = meters::MeterTypeOf(spec.type);
   auto too_long = [](std::string_view n) {
     Throw(absl::StatusCode::kInvalidArgument,
@@ -124,10 +146,15 @@ std::string FullName(const internal::FamilySpec& spec, std::string_view prefix) 
   };
   if (spec.name.size() > kMaxMetricNameBytes) too_long(spec.name);
   std::string name(spec.name);
-  if (!meters::IsValidMetricName(name)) {
+  if (utf8) {
+    if (std::string why = CheckUtf8Name("metric name", name); !why.empty()) {
+      Throw(absl::StatusCode::kInvalidArgument, absl::StrCat("invalid ", why));
+    }
+  } else if (!meters::IsValidMetricName(name)) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("invalid metric name ", Quoted(name),
-                       ": must match [a-zA-Z_:][a-zA-Z0-9_:]*"));
+                       ": must match [a-zA-Z_:][a-zA-Z0-9_:]* (RegistryOptions::utf8_names "
+                       "allows any UTF-8)"));
   }
   if (name.substr(0, 2) == "__") {
     Throw(absl::StatusCode::kInvalidArgument,
@@ -157,7 +184,8 @@ std::string FullName(const internal::FamilySpec& spec, std::string_view prefix) 
                        " is reserved: names starting with \"__\" belong to Prometheus"));
   }
   // A stateset's name is also the label of its states: it must be a label name too.
-  if (type.name_is_label && (!meters::IsValidLabelName(name) || name.size() > kMaxLabelNameBytes)) {
+  if (type.name_is_label &&
+      ((!utf8 && !meters::IsValidLabelName(name)) || name.size() > kMaxLabelNameBytes)) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("stateset name ", Quoted(name),
                        " must also be a valid label name (it labels the states): [a-zA-Z_]"
@@ -188,8 +216,43 @@ std::string_view ReservedFor(const internal::FamilySpec& spec, std::string_view 
   return {};
 }
 
-void CheckHelpAndLabels(const internal::FamilySpec& spec, const std::string& name,
+// With UTF-8 names, two label names of a series (its own, the registry's const labels and the
+// one the exposition adds) may escape to one name for a scraper that did not ask for UTF-8
+// ("a.b" and "a_b" are both "a_b" with underscores): refused here, so that no series is left out
+// of such a scrape.
+void CheckEscapedLabels(const internal::FamilySpec& spec, const std::string& name,
                         const std::map<std::string, std::string>& const_labels) {
+  std::vector<std::string_view> labels(spec.labels.begin(), spec.labels.end());
+  for (const auto& [k, v] : const_labels) labels.push_back(k);
+  const MeterType& type = meters::MeterTypeOf(spec.type);
+  for (const meters::ReservedLabel& r : type.reserved_labels) {
+    if (!r.per_worker_gauges_only || meters::OneSeriesPerWorker(spec.gauge_mode)) {
+      labels.push_back(r.label);
+    }
+  }
+  if (type.name_is_label) labels.push_back(name);
+  for (expose::Escaping e :
+       {expose::Escaping::kUnderscores, expose::Escaping::kDots, expose::Escaping::kValues}) {
+    std::map<std::string, std::string_view> seen;
+    for (std::string_view l : labels) {
+      std::string scratch;
+      const std::string escaped(expose::EscapeName(l, e, &scratch, expose::NameKind::kLabel));
+      const auto [it, inserted] = seen.emplace(escaped, l);
+      if (!inserted && it->second != l) {
+        Throw(absl::StatusCode::kInvalidArgument,
+              absl::StrCat("label names ", Quoted(it->second), " and ", Quoted(l), " of metric ",
+                           Quoted(name), " would both be written ", Quoted(escaped),
+                           " for a scraper that asks for names escaped with ",
+                           e == expose::Escaping::kUnderscores ? "underscores"
+                           : e == expose::Escaping::kDots      ? "dots"
+                                                               : "values"));
+      }
+    }
+  }
+}
+
+void CheckHelpAndLabels(const internal::FamilySpec& spec, const std::string& name,
+                        const std::map<std::string, std::string>& const_labels, bool utf8) {
   if (spec.help.size() > kMaxHelpBytes || !meters::IsValidUtf8(spec.help)) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("help text of metric ", Quoted(name), " must be UTF-8 of at most ",
@@ -207,7 +270,7 @@ void CheckHelpAndLabels(const internal::FamilySpec& spec, const std::string& nam
   }
   std::set<std::string> seen;
   for (const std::string& l : spec.labels) {
-    ValidateLabelName(name, l);
+    ValidateLabelName(name, l, utf8);
     if (!seen.insert(l).second) {
       Throw(absl::StatusCode::kInvalidArgument,
             absl::StrCat("label name ", Quoted(l), " appears twice in metric ", Quoted(name)));
@@ -362,9 +425,10 @@ void SetParameters(const internal::FamilySpec& spec, Definition* def) {
 }  // namespace
 
 Definition MakeDefinition(const internal::FamilySpec& spec, std::string_view prefix,
-                          const std::map<std::string, std::string>& const_labels) {
-  const std::string name = FullName(spec, prefix);
-  CheckHelpAndLabels(spec, name, const_labels);
+                          const std::map<std::string, std::string>& const_labels, bool utf8_names) {
+  const std::string name = FullName(spec, prefix, utf8_names);
+  CheckHelpAndLabels(spec, name, const_labels, utf8_names);
+  if (utf8_names) CheckEscapedLabels(spec, name, const_labels);
   Definition def;
   def.name = name;
   def.help = std::string(spec.help);

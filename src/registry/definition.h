@@ -43,9 +43,11 @@ namespace shmetrics::registry {
 
 // The definition a spec asks for: the full name (prefix, dropped and added suffixes), labels in
 // canonical order, the registry's const labels, and the type's checked parameters.
-// Throws Error kInvalidArgument, with the messages documented on Registry::Add*.
+// utf8_names: RegistryOptions::utf8_names. Throws Error kInvalidArgument, with the messages
+// documented on Registry::Add*.
 meters::Definition MakeDefinition(const internal::FamilySpec& spec, std::string_view prefix,
-                                  const std::map<std::string, std::string>& const_labels);
+                                  const std::map<std::string, std::string>& const_labels,
+                                  bool utf8_names = false);
 
 // "type with labels [...], unit ..., ...": a definition in messages.
 std::string Describe(const meters::Definition& d);
@@ -58,8 +60,13 @@ std::string Differences(const meters::Definition& a, const meters::Definition& b
 std::string Quoted(std::string_view s);
 bool EndsWith(std::string_view s, std::string_view suffix);
 
-// Throw Error kInvalidArgument for a label name or value the exposition cannot carry.
-void ValidateLabelName(std::string_view family, std::string_view label);
+// Why a name (what: "metric name", "label name") is refused under RegistryOptions::utf8_names:
+// empty, not valid UTF-8 or holding a NUL byte; empty when it is accepted.
+std::string CheckUtf8Name(std::string_view what, std::string_view name);
+
+// Throw Error kInvalidArgument for a label name or value the exposition cannot carry. utf8: the
+// name may be any UTF-8 (RegistryOptions::utf8_names).
+void ValidateLabelName(std::string_view family, std::string_view label, bool utf8 = false);
 void ValidateLabelValue(std::string_view family, std::string_view label, std::string_view value);
 
 }  // namespace shmetrics::registry

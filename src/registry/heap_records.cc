@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "collect/collector.h"
+#include "expose/names.h"
 #include "meters/meter_types.h"
 #include "registry/definition.h"
 #include "shm/status_error.h"
@@ -92,6 +93,23 @@ void CheckClaimedNames(const shm::Segment& seg, uint64_t root, const Definition&
     for (std::string_view suffix : meters::ClaimSuffixes()) {
       if (EndsWith(name, suffix))
         check_owner(std::string_view(name).substr(0, name.size() - suffix.size()));
+    }
+  }
+  // A UTF-8 name escaped for a scraper that did not ask for UTF-8 must not become one of the
+  // collector's own: the collector writes its families last, so they would be the ones left out.
+  if (!expose::IsLegacyMetricName(def.name)) {
+    for (expose::Escaping e :
+         {expose::Escaping::kUnderscores, expose::Escaping::kDots, expose::Escaping::kValues}) {
+      std::string scratch;
+      Definition escaped = def;
+      escaped.name = std::string(expose::EscapeName(def.name, e, &scratch));
+      for (const std::string& name : meters::ClaimedNames(escaped)) {
+        for (const expose::FamilyInfo& own : collect::CollectorFamilies()) {
+          for (const std::string& n : meters::ClaimedNames(own.name, own.type)) {
+            if (n == name) clash(own.name, "written by the collector itself", name);
+          }
+        }
+      }
     }
   }
 }

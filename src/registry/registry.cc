@@ -211,8 +211,15 @@ void RegistryAccess::Init(internal::FamilyBase& f, std::shared_ptr<shm::Segment>
 // --- Registry ---
 
 Registry::Registry(Heap heap, RegistryOptions options)
-    : heap_(std::move(heap)), prefix_(options.prefix), max_children_(options.max_children) {
-  if (!prefix_.empty() && !meters::IsValidMetricName(prefix_)) {
+    : heap_(std::move(heap)),
+      prefix_(options.prefix),
+      max_children_(options.max_children),
+      utf8_names_(options.utf8_names) {
+  if (utf8_names_ && !prefix_.empty()) {
+    if (std::string why = registry::CheckUtf8Name("registry prefix", prefix_); !why.empty()) {
+      Throw(absl::StatusCode::kInvalidArgument, absl::StrCat("invalid ", why));
+    }
+  } else if (!prefix_.empty() && !meters::IsValidMetricName(prefix_)) {
     Throw(absl::StatusCode::kInvalidArgument,
           absl::StrCat("invalid registry prefix ", Quoted(prefix_),
                        ": must match [a-zA-Z_:][a-zA-Z0-9_:]*"));
@@ -224,7 +231,7 @@ Registry::Registry(Heap heap, RegistryOptions options)
   }
   for (auto& [k, v] : options.const_labels) const_labels_[k] = v;
   for (const auto& [k, v] : const_labels_) {
-    ValidateLabelName("(const labels)", k);
+    ValidateLabelName("(const labels)", k, utf8_names_);
     CheckConstLabelName(k);
     ValidateLabelValue("(const labels)", k, v);
   }
@@ -372,7 +379,7 @@ PercentileDistributionSummaryFamily& Registry::AddPercentileDistributionSummary(
 }
 
 internal::FamilyBase& Registry::Register(Spec spec) {
-  const Definition def = registry::MakeDefinition(spec, prefix_, const_labels_);
+  const Definition def = registry::MakeDefinition(spec, prefix_, const_labels_, utf8_names_);
   const std::string& name = def.name;
   auto refuse = [&](std::string_view where, const Definition& existing) {
     Throw(absl::StatusCode::kAlreadyExists,

@@ -466,6 +466,31 @@ TEST_F(CliTest, AllowSharedWriteOpensAGroupWritableHeap) {
                      "takes no value");
 }
 
+// --no-created leaves out every _created sample, and nothing else.
+TEST_F(CliTest, ServeNoCreatedLeavesOutCreatedSamples) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  CreateHeapWithCounter();
+  registry_->AddHistogram("cli_latency_seconds", "Latency", {}, {.buckets = {0.1}})
+      .Labels()
+      .Observe(0.05);
+  {
+    ServeProcess with({"--heap", name_});
+    ASSERT_GT(with.port(), 0) << with.Stderr();
+    const std::string om = with.ScrapeAndParse();
+    EXPECT_THAT(om, HasSubstr("\ncli_requests_created "));
+    EXPECT_THAT(om, HasSubstr("\ncli_latency_seconds_created "));
+    EXPECT_EQ(with.Stop(), 0);
+  }
+  ServeProcess without({"--heap", name_, "--no-created"});
+  ASSERT_GT(without.port(), 0) << without.Stderr();
+  const std::string om = without.ScrapeAndParse();
+  EXPECT_THAT(om, HasSubstr("\ncli_requests_total 7\n"));
+  EXPECT_THAT(om, HasSubstr("\ncli_latency_seconds_count 1\n"));
+  EXPECT_THAT(om, Not(HasSubstr("_created")));
+  EXPECT_EQ(without.Stop(), 0);
+  ExpectOneLineError(RunTool({"serve", "--heap", name_, "--no-created=1"}), 2, "takes no value");
+}
+
 // A monitoring agent running as its own user reads a service's heap with --allow-other-owner.
 TEST_F(CliTest, AllowOtherOwnerOpensAnotherUsersHeap) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to give the heap to another user";

@@ -304,5 +304,26 @@ TEST_F(ExposerTest, HeadLeavesMaximaForTheNextGet) {
   EXPECT_EQ(OpenMetricsParserRejects(second), "");
 }
 
+// created_samples = false: no _created sample in either format, over a real socket.
+TEST_F(ExposerTest, CreatedSamplesCanBeLeftOut) {
+  registry_->AddCounter("jobs", "Jobs").Labels().Inc(3);
+  registry_->AddSummary("lat", "Latency").Labels().Observe(1);
+  const std::string accept = " -H 'Accept: application/openmetrics-text;version=1.0.0' ";
+  EXPECT_THAT(Shell("curl -s" + accept + base_ + "/metrics"), HasSubstr("\njobs_created "));
+  HttpExposerOptions o;
+  o.port = 0;
+  o.created_samples = false;
+  HttpExposer without(*heap_, o);
+  const std::string url = "http://127.0.0.1:" + std::to_string(without.port()) + "/metrics";
+  const std::string om = Shell("curl -s" + accept + url);
+  EXPECT_THAT(om, HasSubstr("\njobs_total 3\n"));
+  EXPECT_THAT(om, HasSubstr("\nlat_count 1\n"));
+  EXPECT_THAT(om, Not(HasSubstr("_created")));
+  EXPECT_EQ(OpenMetricsParserRejects(om), "");
+  const std::string prom = Shell("curl -s " + url);
+  EXPECT_THAT(prom, HasSubstr("\njobs_total 3\n"));
+  EXPECT_THAT(prom, Not(HasSubstr("_created")));
+}
+
 }  // namespace
 }  // namespace shmetrics
