@@ -75,6 +75,8 @@ char* PutLabelPairs(char* p, LabelSpan labels) {
   return p;
 }
 
+bool SumIsCounterLike(double sum) { return sum >= 0; }  // false for NaN too
+
 size_t Utf8Length(std::string_view s) {
   size_t n = 0;
   for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
@@ -177,8 +179,13 @@ class TextEncoder final : public Encoder {
       if (ex != nullptr) p = PutExemplar(p, *ex);
       EndLine(p);
     }
-    CountLine(cumulative.empty() ? 0 : cumulative.back());
-    SampleLine("_sum", sum);
+    // OpenMetrics makes _sum a counter: never negative or NaN, and absent when a bucket bound
+    // is negative; _count goes with it (a parser wants both or neither). +Inf still counts.
+    if (!openmetrics_ ||
+        (SumIsCounterLike(sum) && (upper_bounds.empty() || upper_bounds[0] >= 0))) {
+      CountLine(cumulative.empty() ? 0 : cumulative.back());
+      SampleLine("_sum", sum);
+    }
     if (created_ && created.has_value()) SampleLine("_created", *created);
   }
 
@@ -193,7 +200,7 @@ class TextEncoder final : public Encoder {
       EndLine(p);
     }
     CountLine(count);
-    SampleLine("_sum", sum);
+    if (!openmetrics_ || SumIsCounterLike(sum)) SampleLine("_sum", sum);  // as for histograms
     if (created_ && created.has_value()) SampleLine("_created", *created);
   }
 

@@ -280,6 +280,45 @@ TEST(EncoderTest, HistogramCountsPastTwoToThe53AreExact) {
             "h_sum 1e+300\n");
 }
 
+// OpenMetrics parsers refuse a negative or NaN _sum, and any _sum beside a negative bucket
+// bound; _count may not stand without _sum. Those series keep their buckets only.
+TEST(EncoderTest, HistogramSumThatIsNotCounterLikeIsLeftOutOfOpenMetrics) {
+  const double negative_bounds[] = {-1, 0, 1};
+  const uint64_t four[] = {1, 2, 3, 4};
+  const double bounds[] = {1};
+  const uint64_t two[] = {1, 2};
+  auto body = [&](Encoder& enc) {
+    enc.Histogram({}, negative_bounds, four, 2.5, std::nullopt, {});
+    const Label a[] = {{"s", "negative"}};
+    enc.Histogram(a, bounds, two, -0.5, std::nullopt, {});
+    const Label b[] = {{"s", "nan"}};
+    enc.Histogram(b, bounds, two, kNaN, std::nullopt, {});
+  };
+  EXPECT_EQ(EncodeFamily(Format::kOpenMetrics, Family("d", MetricType::kHistogram), body),
+            "# TYPE d histogram\n"
+            "d_bucket{le=\"-1.0\"} 1\n"
+            "d_bucket{le=\"0.0\"} 2\n"
+            "d_bucket{le=\"1.0\"} 3\n"
+            "d_bucket{le=\"+Inf\"} 4\n"
+            "d_bucket{s=\"negative\",le=\"1.0\"} 1\n"
+            "d_bucket{s=\"negative\",le=\"+Inf\"} 2\n"
+            "d_bucket{s=\"nan\",le=\"1.0\"} 1\n"
+            "d_bucket{s=\"nan\",le=\"+Inf\"} 2\n"
+            "# EOF\n");
+  const std::string text =
+      EncodeFamily(Format::kPrometheus, Family("d", MetricType::kHistogram), body);
+  EXPECT_NE(text.find("d_sum{s=\"negative\"} -0.5\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("d_count 4\n"), std::string::npos) << text;
+}
+
+TEST(EncoderTest, SummarySumThatIsNotCounterLikeIsLeftOutOfOpenMetrics) {
+  auto body = [&](Encoder& enc) { enc.Summary({}, 3, -7, {}, std::nullopt); };
+  EXPECT_EQ(EncodeFamily(Format::kOpenMetrics, Family("s", MetricType::kSummary), body),
+            "# TYPE s summary\ns_count 3\n# EOF\n");
+  EXPECT_EQ(EncodeFamily(Format::kPrometheus, Family("s", MetricType::kSummary), body),
+            "# TYPE s summary\ns_count 3\ns_sum -7\n");
+}
+
 // --- Summaries ---
 
 void WriteSummaries(Encoder& enc) {
