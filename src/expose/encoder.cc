@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "expose/number_format.h"
+#include "expose/protobuf_encoder.h"
 
 namespace shmetrics::expose {
 namespace {
@@ -400,10 +401,9 @@ void Encoder::NativeHistogram(LabelSpan labels, const expose::NativeHistogram& h
 
 std::unique_ptr<Encoder> MakeEncoder(Format format, std::string* out,
                                      const EncoderOptions& options) {
-  // The protobuf encoder and the options are not yet written: text 0.0.4 stands in.
+  if (format == Format::kProtobuf) return MakeProtobufEncoder(out, options);
   (void)options;
-  return std::make_unique<TextEncoder>(format == Format::kProtobuf ? Format::kPrometheus : format,
-                                       out);
+  return std::make_unique<TextEncoder>(format, out);
 }
 
 }  // namespace shmetrics::expose
