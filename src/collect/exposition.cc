@@ -50,11 +50,18 @@ absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
 
 std::string Expose(const Heap& heap, ExpositionFormat format) {
   std::string out;
-  const absl::Status s =
-      collect::EncodeHeaps({heap},
-                           format == ExpositionFormat::kOpenMetrics ? expose::Format::kOpenMetrics
-                                                                    : expose::Format::kPrometheus,
-                           {}, &out);
+  expose::Format f = expose::Format::kOpenMetrics;
+  switch (format) {
+    case ExpositionFormat::kOpenMetrics:
+      break;
+    case ExpositionFormat::kPrometheus:
+      f = expose::Format::kPrometheus;
+      break;
+    case ExpositionFormat::kProtobuf:
+      f = expose::Format::kProtobuf;
+      break;
+  }
+  const absl::Status s = collect::EncodeHeaps({heap}, f, {}, &out);
   if (!s.ok()) throw ToError(s);
   return out;
 }

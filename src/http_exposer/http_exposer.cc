@@ -42,7 +42,7 @@ struct HttpExposer::Impl {
     if (!http::IsGetOrHead(req)) return http::MethodNotAllowed();
     if (req.path == "/") return http::LandingPage("shmetrics", "/metrics");
     if (req.path == "/-/healthy") return http::TextResponse(200, "OK\n");
-    const expose::Format format = expose::NegotiateFormat(req.accept);
+    const expose::Negotiated negotiated = expose::Negotiate(req.accept);
     collect::CollectOptions options;
     options.names = http::ParseNameFilters(req.query);
     options.process_metrics = process_metrics;
@@ -50,12 +50,13 @@ struct HttpExposer::Impl {
     // starts a new "since the last scrape" window.
     options.reset_maxima = !req.head;
     http::Response resp;
-    auto enc = expose::MakeEncoder(format, &resp.body);
+    auto enc = expose::MakeEncoder(negotiated.format, &resp.body,
+                                   {.escaping = negotiated.escaping});
     if (absl::Status s = source.collect(*enc, options); !s.ok()) {
       return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));
     }
     enc->Finish();
-    resp.content_type = std::string(expose::ContentType(format));
+    resp.content_type = expose::ContentType(negotiated.format, negotiated.escaping);
     if (expose::AcceptsGzip(req.accept_encoding)) {
       if (auto gz = expose::GzipCompress(resp.body, expose::kGzipFastestLevel); gz.ok()) {
         resp.body = std::move(*gz);
