@@ -21,6 +21,8 @@ using wire::AppendVarint;
 using wire::AppendVarintField;
 using wire::CloseMessage;
 using wire::OpenMessage;
+using wire::PutVarint;
+using wire::VarintSize;
 using wire::ZigZag;
 
 // Field numbers of io.prometheus.client (src/expose/metrics.proto).
@@ -89,6 +91,62 @@ WireType ToWireType(MetricType type) {
 constexpr double kMinTimestampSeconds = -62135596800.0;
 constexpr double kMaxTimestampSeconds = 253402300799.0;
 
+// The longest Timestamp message body: two tags and two ten-byte varints. It fits a one-byte length.
+constexpr size_t kMaxTimestampBody = 2 + 2 * wire::kMaxVarint;
+
+// A google.protobuf.Timestamp's fields and the size of its message body.
+struct Timestamp {
+  bool valid = false;
+  int64_t seconds = 0;
+  int64_t nanos = 0;
+  size_t size = 0;
+};
+
+// From seconds since the epoch. A time outside the type's range (or not a number) is not valid:
+// it is left out rather than written as something a decoder rejects.
+Timestamp ToTimestamp(double seconds) {
+  Timestamp t;
+  if (!(seconds >= kMinTimestampSeconds && seconds <= kMaxTimestampSeconds)) return t;
+  // Truncation and a rounding add rather than floor and llround, which are calls into libm: this
+  // runs once per counter.
+  t.seconds = static_cast<int64_t>(seconds);
+  if (static_cast<double>(t.seconds) > seconds) --t.seconds;  // toward -inf for negative times
+  t.nanos = static_cast<int64_t>((seconds - static_cast<double>(t.seconds)) * 1e9 + 0.5);
+  if (t.nanos >= 1'000'000'000) {
+    ++t.seconds;
+    t.nanos -= 1'000'000'000;
+  }
+  t.valid = true;
+  // int64 is a plain varint: a negative value takes all ten bytes. Zero fields are left out.
+  if (t.seconds != 0) t.size += 1 + VarintSize(static_cast<uint64_t>(t.seconds));
+  if (t.nanos != 0) t.size += 1 + VarintSize(static_cast<uint64_t>(t.nanos));
+  return t;
+}
+
+char* PutTimestampBody(char* p, const Timestamp& t) {
+  if (t.seconds != 0) {
+    *p++ = static_cast<char>(wire::Tag(timestamp_field::kSeconds, wire::kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(t.seconds));
+  }
+  if (t.nanos != 0) {
+    *p++ = static_cast<char>(wire::Tag(timestamp_field::kNanos, wire::kVarint));
+    p = PutVarint(p, static_cast<uint64_t>(t.nanos));
+  }
+  return p;
+}
+
+size_t LabelsSize(LabelSpan labels) {
+  size_t total = 0;
+  for (const Label& l : labels) total += wire::LabelFieldSize(l.name, l.value);
+  return total;
+}
+
+char* PutLabels(char* p, LabelSpan labels) {
+  static_assert(metric_field::kLabel == 1 && exemplar_field::kLabel == 1);
+  for (const Label& l : labels) p = wire::PutLabelField(p, l.name, l.value);
+  return p;
+}
+
 class ProtobufEncoder final : public Encoder {
  public:
   ProtobufEncoder(std::string* out, const EncoderOptions& options)
@@ -120,6 +178,29 @@ class ProtobufEncoder final : public Encoder {
   void Counter(LabelSpan labels, double value, std::optional<double> created,
                const Exemplar* exemplar) override {
     assert(in_family_ && type_ == MetricType::kCounter);
+    if (exemplar == nullptr) {
+      // The bulk of most scrapes: sized up front and written with one resize.
+      const Timestamp ts = created_ && created.has_value() ? ToTimestamp(*created) : Timestamp{};
+      const size_t counter_size = 9 + (ts.valid ? 2 + ts.size : 0);  // below 128: 1-byte length
+      const size_t metric_size = LabelsSize(labels) + 2 + counter_size;
+      const size_t old = out_->size();
+      out_->resize(old + 1 + VarintSize(metric_size) + metric_size);
+      char* p = out_->data() + old;
+      *p++ = static_cast<char>(wire::Tag(family_field::kMetric, wire::kLengthDelimited));
+      p = PutVarint(p, metric_size);
+      p = PutLabels(p, labels);
+      *p++ = static_cast<char>(wire::Tag(metric_field::kCounter, wire::kLengthDelimited));
+      *p++ = static_cast<char>(counter_size);
+      *p++ = static_cast<char>(wire::Tag(counter_field::kValue, wire::kFixed64));
+      p = wire::PutDouble(p, value);
+      if (ts.valid) {
+        *p++ = static_cast<char>(wire::Tag(counter_field::kCreated, wire::kLengthDelimited));
+        *p++ = static_cast<char>(ts.size);
+        p = PutTimestampBody(p, ts);
+      }
+      assert(p == out_->data() + out_->size());
+      return;
+    }
     const size_t metric = BeginMetric(labels);
     const size_t counter = OpenMessage(out_, metric_field::kCounter);
     AppendDoubleField(out_, counter_field::kValue, value);
@@ -245,17 +326,12 @@ class ProtobufEncoder final : public Encoder {
     return metric;
   }
 
-  // LabelPair messages (field 1 of both Metric and Exemplar), sized up front and written with
-  // one resize: the bulk of a counter scrape is labels.
+  // LabelPair messages (field 1 of both Metric and Exemplar), written with one resize.
   void AppendLabels(LabelSpan labels) {
-    static_assert(metric_field::kLabel == 1 && exemplar_field::kLabel == 1);
-    size_t total = 0;
-    for (const Label& l : labels) total += wire::LabelFieldSize(l.name, l.value);
     const size_t old = out_->size();
-    out_->resize(old + total);
-    char* p = out_->data() + old;
-    for (const Label& l : labels) p = wire::PutLabelField(p, l.name, l.value);
-    assert(p == out_->data() + out_->size());
+    out_->resize(old + LabelsSize(labels));
+    [[maybe_unused]] char* end = PutLabels(out_->data() + old, labels);
+    assert(end == out_->data() + out_->size());
   }
 
   // A Gauge or Untyped message: just the value.
@@ -265,22 +341,14 @@ class ProtobufEncoder final : public Encoder {
     CloseMessage(out_, m);
   }
 
-  // A google.protobuf.Timestamp from seconds since the epoch. A time outside the type's range
-  // (or not a number) is left out rather than written as something a decoder rejects.
   void AppendTimestamp(uint32_t field, double seconds) {
-    if (!(seconds >= kMinTimestampSeconds && seconds <= kMaxTimestampSeconds)) return;
-    double whole = std::floor(seconds);
-    int64_t nanos = std::llround((seconds - whole) * 1e9);
-    if (nanos >= 1'000'000'000) {
-      whole += 1;
-      nanos -= 1'000'000'000;
-    }
-    const size_t m = OpenMessage(out_, field);
-    const auto secs = static_cast<int64_t>(whole);
-    // int64 is a plain varint: a negative value takes all ten bytes.
-    if (secs != 0) AppendVarintField(out_, timestamp_field::kSeconds, static_cast<uint64_t>(secs));
-    if (nanos != 0) AppendVarintField(out_, timestamp_field::kNanos, static_cast<uint64_t>(nanos));
-    CloseMessage(out_, m);
+    const Timestamp ts = ToTimestamp(seconds);
+    if (!ts.valid) return;
+    char buf[2 + kMaxTimestampBody];
+    char* p = buf;
+    *p++ = static_cast<char>(wire::Tag(field, wire::kLengthDelimited));
+    *p++ = static_cast<char>(ts.size);
+    out_->append(buf, PutTimestampBody(p, ts) - buf);
   }
 
   void AppendExemplar(uint32_t field, const Exemplar& e) {
