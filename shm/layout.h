@@ -25,7 +25,7 @@ namespace shmetrics::shm {
 // "shmetric" as little-endian bytes.
 inline constexpr uint64_t kMagic = 0x63697274656d6873ULL;
 // Bump whenever the layout changes.
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kBlockAlign = 16;

@@ -29,6 +29,8 @@ enum class MetricType : uint32_t {
   kAgeGauge = 10,
   kPercentileTimer = 11,
   kPercentileDistributionSummary = 12,
+  // Prometheus's native (sparse exponential) histograms (see native_histogram.h).
+  kNativeHistogram = 13,
 };
 
 // How the values that different workers set on one gauge combine (Prometheus's multiprocess
@@ -62,6 +64,7 @@ static_assert(static_cast<uint32_t>(MetricType::kMaxGauge) == 9);
 static_assert(static_cast<uint32_t>(MetricType::kAgeGauge) == 10);
 static_assert(static_cast<uint32_t>(MetricType::kPercentileTimer) == 11);
 static_assert(static_cast<uint32_t>(MetricType::kPercentileDistributionSummary) == 12);
+static_assert(static_cast<uint32_t>(MetricType::kNativeHistogram) == 13);
 
 static_assert(static_cast<uint32_t>(GaugeMode::kShared) == 0);
 static_assert(static_cast<uint32_t>(GaugeMode::kSum) == 1);

@@ -57,6 +57,7 @@
 #include "shmetrics/info.h"
 #include "shmetrics/internal/family.h"
 #include "shmetrics/max_gauge.h"
+#include "shmetrics/native_histogram.h"
 #include "shmetrics/percentile_timer.h"
 #include "shmetrics/summary.h"
 #include "shmetrics/timer.h"
@@ -74,6 +75,8 @@ inline constexpr size_t kMaxLabelValueBytes = 4096;
 inline constexpr size_t kMaxHelpBytes = 16384;
 inline constexpr size_t kMaxBuckets = 1024;
 inline constexpr size_t kMaxStates = 64;
+// Bucket cells of a native histogram's series, negative ones included (8 bytes each).
+inline constexpr size_t kMaxNativeBuckets = 16384;
 inline constexpr size_t kMaxLabels = 32;
 // The value of every label of the overflow child.
 inline constexpr std::string_view kOverflowLabelValue = "__overflow__";
@@ -168,6 +171,30 @@ struct HistogramOptions {
   std::vector<double> buckets = {};
 };
 
+struct NativeHistogramOptions {
+  std::string unit = {};      // as MetricOptions::unit
+  uint32_t max_children = 0;  // as MetricOptions::max_children
+  // Default: 3 (8 buckets per doubling, 9% relative error). -4..8; the resolution is
+  // 2^(2^-schema), and each step up doubles the buckets of a range.
+  int32_t schema = 3;
+  // Default: 2^-128, as client_golang. |v| at most this counts in the zero bucket. Finite,
+  // >= 0, below min_value.
+  double zero_threshold = 0x1p-128;
+  // Default: 1e-6 and 1e4, latencies in seconds from 1 us to 2.8 hours. The magnitudes with
+  // buckets of their own: the series keeps the buckets from the one holding min_value to the
+  // one holding max_value; values beyond count in the outermost of them. At schema 3 the
+  // defaults are 267 buckets, 2.1 KB per series. REQUIRES: 0 < min_value <= max_value, finite,
+  // and at most kMaxNativeBuckets buckets (with negative buckets, twice the range).
+  double min_value = 1e-6;
+  double max_value = 1e4;
+  // Default: false: negative values count in the zero bucket (latencies and sizes are never
+  // negative). true gives them buckets of their own, doubling the series.
+  bool negative_buckets = false;
+  // Default: 160, as client_golang. A scrape showing more non-empty buckets lowers the schema
+  // (down to -4) until it shows at most this many; 0: no limit.
+  uint32_t max_buckets = 160;
+};
+
 struct RegistryOptions {
   // Default: none. Prefix of every metric name ("shop" makes "shop_http_requests"): a valid
   // metric name, so it may hold ':' ("ns:sub" makes "ns:sub_x"); a stateset's full name is
@@ -233,6 +260,7 @@ using MaxGaugeFamily = Family<MaxGauge>;
 using AgeGaugeFamily = Family<AgeGauge>;
 using PercentileTimerFamily = Family<PercentileTimer>;
 using PercentileDistributionSummaryFamily = Family<PercentileDistributionSummary>;
+using NativeHistogramFamily = Family<NativeHistogram>;
 
 namespace internal {
 struct FamilySpec;
@@ -297,6 +325,12 @@ class Registry {
   PercentileDistributionSummaryFamily& AddPercentileDistributionSummary(
       std::string_view name, std::string_view help, LabelNames labels = {},
       const PercentileDistributionSummaryOptions& options = {});
+  // Prometheus's native histogram (see native_histogram.h): exposed with the histogram type
+  // and the names of a histogram (N_bucket, N_count, N_sum, N_created, the label "le").
+  // kInvalidArgument for options outside NativeHistogramOptions' bounds.
+  NativeHistogramFamily& AddNativeHistogram(std::string_view name, std::string_view help,
+                                            LabelNames labels = {},
+                                            const NativeHistogramOptions& options = {});
   StateSetFamily& AddStateSet(std::string_view name, std::string_view help, LabelNames labels,
                               std::vector<std::string> states);
 

@@ -25,6 +25,7 @@
 #include "shmetrics/http_exposer.h"
 #include "shmetrics/info.h"
 #include "shmetrics/max_gauge.h"
+#include "shmetrics/native_histogram.h"
 #include "shmetrics/percentile_timer.h"
 #include "shmetrics/push.h"
 #include "shmetrics/registry.h"

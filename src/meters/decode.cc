@@ -98,6 +98,8 @@ void SeriesDecoder::Decode(const SeriesHeader* h, const Cell* cells) {
       return;
     case MetricType::kStateSet:
       return StateSet(cells);
+    case MetricType::kNativeHistogram:
+      return Native(h, cells, created);
   }
 }
 
@@ -135,6 +137,54 @@ void SeriesDecoder::Histogram(const SeriesHeader* h, const Cell* cells,
   }
   enc_.Histogram(labels_, f_.def.bounds, cumulative_, cells[C::kSum].LoadDouble(), created,
                  exemplar_ptrs_);
+}
+
+// Each bucket is read once and the count is their total, so count == zero + buckets in every
+// scrape, whatever the writers do meanwhile.
+void SeriesDecoder::Native(const SeriesHeader* h, const Cell* cells,
+                           std::optional<double> created) {
+  using C = internal::NativeHistogramCells;
+  const Definition& d = f_.def;
+  const uint64_t per_sign = NativeBucketsPerSign(d);
+  expose::NativeHistogram nh;
+  nh.schema = d.native_schema;
+  nh.zero_threshold = d.native_zero_threshold;
+  nh.zero_count = cells[C::kZero].Load();
+  nh.sum = cells[C::kSum].LoadDouble();
+  uint64_t count = nh.zero_count;
+  auto read = [&](uint64_t first, std::vector<NativeBucket>* out) {
+    out->clear();
+    for (uint64_t i = 0; i < per_sign; ++i) {
+      const uint64_t n = cells[C::kFirstBucket + first + i].Load();
+      if (n == 0) continue;
+      out->push_back({static_cast<int32_t>(d.native_min_index + static_cast<int64_t>(i)), n});
+      count += n;
+    }
+  };
+  read(0, &native_pos_);
+  if (d.native_negative) {
+    read(per_sign, &native_neg_);
+  } else {
+    native_neg_.clear();
+  }
+  nh.count = count;
+  ReduceSchema(d.native_max_buckets, &nh.schema, &native_pos_, &native_neg_);
+  MakeSpans(native_pos_, &pos_spans_, &pos_counts_);
+  MakeSpans(native_neg_, &neg_spans_, &neg_counts_);
+  nh.positive_spans = pos_spans_;
+  nh.positive_counts = pos_counts_;
+  nh.negative_spans = neg_spans_;
+  nh.negative_counts = neg_counts_;
+  exemplar_ptrs_.clear();
+  if (h->exemplars.load(std::memory_order_acquire) != 0) {
+    bucket_ex_.resize(f_.exemplar_slots);
+    for (uint32_t i = 0; i < f_.exemplar_slots; ++i) {
+      if (ReadExemplar(seg_, h, i, f_.exemplar_slots, &bucket_ex_[i])) {
+        exemplar_ptrs_.push_back(&bucket_ex_[i].ex);
+      }
+    }
+  }
+  enc_.NativeHistogram(labels_, nh, created, exemplar_ptrs_);
 }
 
 void SeriesDecoder::Percentiles(const Cell* cells, std::optional<double> created) {

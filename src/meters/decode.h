@@ -17,6 +17,7 @@
 
 #include "expose/encoder.h"
 #include "meters/layout.h"
+#include "meters/native_histogram.h"
 #include "shm/segment.h"
 #include "shmetrics/internal/cell.h"
 
@@ -84,6 +85,7 @@ class SeriesDecoder {
   void Histogram(const SeriesHeader* h, const internal::Cell* cells, std::optional<double> created);
   void Summary(const internal::Cell* cells, std::optional<double> created);
   void Percentiles(const internal::Cell* cells, std::optional<double> created);
+  void Native(const SeriesHeader* h, const internal::Cell* cells, std::optional<double> created);
   void StateSet(const internal::Cell* cells);
   void MaxGauge(const internal::Cell* cells);
   void AgeGauge(const SeriesHeader* h, const internal::Cell* cells);
@@ -101,6 +103,9 @@ class SeriesDecoder {
   std::vector<uint64_t> cumulative_;
   std::vector<ExemplarCopy> bucket_ex_;
   std::vector<const expose::Exemplar*> exemplar_ptrs_;
+  std::vector<NativeBucket> native_pos_, native_neg_;
+  std::vector<expose::BucketSpan> pos_spans_, neg_spans_;
+  std::vector<uint64_t> pos_counts_, neg_counts_;
   std::vector<expose::State> states_;
   std::vector<expose::Quantile> quantiles_;
   std::vector<uint64_t> window_;

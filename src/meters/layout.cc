@@ -12,7 +12,7 @@
 namespace shmetrics::meters {
 namespace {
 
-constexpr uint32_t kDefinitionFormat = 2;
+constexpr uint32_t kDefinitionFormat = 3;
 
 void PutU32(std::string* out, uint32_t v) {
   char b[4];
@@ -76,7 +76,10 @@ bool Definition::SameShape(const Definition& o) const {
          quantiles == o.quantiles && max_age_ns == o.max_age_ns && age_buckets == o.age_buckets &&
          relative_accuracy == o.relative_accuracy && min_value == o.min_value &&
          max_value == o.max_value && percentile_first == o.percentile_first &&
-         percentile_last == o.percentile_last;
+         percentile_last == o.percentile_last && native_schema == o.native_schema &&
+         native_zero_threshold == o.native_zero_threshold &&
+         native_min_index == o.native_min_index && native_max_index == o.native_max_index &&
+         native_negative == o.native_negative && native_max_buckets == o.native_max_buckets;
 }
 
 std::string EncodeDefinition(const Definition& d) {
@@ -113,6 +116,12 @@ std::string EncodeDefinition(const Definition& d) {
   PutF64(&out, d.max_value);
   PutU32(&out, d.percentile_first);
   PutU32(&out, d.percentile_last);
+  PutU32(&out, static_cast<uint32_t>(d.native_schema));
+  PutF64(&out, d.native_zero_threshold);
+  PutU32(&out, static_cast<uint32_t>(d.native_min_index));
+  PutU32(&out, static_cast<uint32_t>(d.native_max_index));
+  PutU32(&out, d.native_negative ? 1 : 0);
+  PutU32(&out, d.native_max_buckets);
   return out;
 }
 
@@ -164,6 +173,15 @@ absl::StatusOr<Definition> DecodeDefinition(std::string_view bytes) {
       !r.U32(&d.percentile_last)) {
     return bad("meter parameters");
   }
+  uint32_t schema, min_index, max_index, negative;
+  if (!r.U32(&schema) || !r.F64(&d.native_zero_threshold) || !r.U32(&min_index) ||
+      !r.U32(&max_index) || !r.U32(&negative) || negative > 1 || !r.U32(&d.native_max_buckets)) {
+    return bad("native histogram parameters");
+  }
+  d.native_schema = static_cast<int32_t>(schema);
+  d.native_min_index = static_cast<int32_t>(min_index);
+  d.native_max_index = static_cast<int32_t>(max_index);
+  d.native_negative = negative == 1;
   if (!r.done()) return bad("trailing bytes");
   return d;
 }

@@ -93,6 +93,13 @@ struct Definition {
   double max_value = 0;
   uint32_t percentile_first = 0;  // percentile meters: first Spectator bucket index kept
   uint32_t percentile_last = 0;   // percentile meters: last Spectator bucket index kept
+  // Definition format 3 (layout version 3): native histograms.
+  int32_t native_schema = 0;
+  double native_zero_threshold = 0;
+  int32_t native_min_index = 0;  // the bucket indices kept, at native_schema
+  int32_t native_max_index = 0;
+  bool native_negative = false;     // negative values have buckets (else: the zero bucket)
+  uint32_t native_max_buckets = 0;  // non-empty buckets per scrape; 0: no limit
 
   // Equal in everything but help text.
   bool SameShape(const Definition& o) const;

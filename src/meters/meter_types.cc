@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <array>
 
+#include "meters/native_histogram.h"
 #include "shmetrics/internal/cell.h"
 #include "shmetrics/internal/meter_types.h"
 #include "shmetrics/internal/percentile_buckets.h"
 #include "shmetrics/max_gauge.h"
+#include "shmetrics/native_histogram.h"
 
 namespace shmetrics::meters {
 namespace {
@@ -55,6 +57,13 @@ uint32_t SpectatorCellCount(const Definition&) { return internal::SpectatorCells
 uint32_t PercentileCellCount(const Definition& d) {
   // One count per kept bucket: bounds has one entry for each.
   return internal::PercentileBucketCells::kFirstBucket + static_cast<uint32_t>(d.bounds.size());
+}
+
+uint32_t NativeCellCount(const Definition& d) {
+  // The sum, the zero bucket and the buckets; an insane range is caught by NativeParametersSane
+  // before any series is read.
+  const uint64_t buckets = NativeParametersSane(d) ? NativeBucketCells(d) : 0;
+  return internal::NativeHistogramCells::kFirstBucket + static_cast<uint32_t>(buckets);
 }
 
 bool PercentileRangeIsSane(const Definition& d) {
@@ -147,6 +156,15 @@ constexpr MeterType kMeterTypes[] = {
      .reserved_labels = kBucketLabel,
      .cells_per_stripe = PercentileCellCount,
      .parameters_sane = PercentileRangeIsSane},
+    {.type = MetricType::kNativeHistogram,
+     .name = "native histogram",
+     .exposed = kHistogram,
+     .reserved_suffixes = kHistogramSuffixes,
+     .sample_suffixes = kHistogramSuffixes,
+     .reserved_labels = kBucketLabel,
+     .cells_per_stripe = NativeCellCount,
+     .exemplar_slots = NativeHistogram::kExemplarSlots,
+     .parameters_sane = NativeParametersSane},
 };
 
 constexpr bool InOrder() {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "meters/meter_types.h"
 #include "meters/names.h"
+#include "meters/native_histogram.h"
 #include "shm/status_error.h"
 #include "shmetrics/error.h"
 #include "shmetrics/internal/percentile_buckets.h"
@@ -39,6 +40,12 @@ std::string Describe(const Definition& d) {
     absl::StrAppend(&s, ", gauge mode ", static_cast<int>(d.gauge_mode));
   }
   if (d.striped) absl::StrAppend(&s, ", striped");
+  if (d.type == MetricType::kNativeHistogram) {
+    absl::StrAppend(&s, ", schema ", d.native_schema, ", zero threshold ", d.native_zero_threshold,
+                    ", bucket indices [", d.native_min_index, ", ", d.native_max_index, "]",
+                    d.native_negative ? " and negative" : "", ", max buckets ",
+                    d.native_max_buckets);
+  }
   if (d.ttl_ns != 0) absl::StrAppend(&s, ", ttl ", d.ttl_ns, " ns");
   if (!d.quantiles.empty()) {
     absl::StrAppend(&s, ", quantiles [", absl::StrJoin(d.quantiles, ", "), "] over ", d.max_age_ns,
@@ -76,6 +83,11 @@ std::string Differences(const Definition& a, const Definition& b) {
   }
   if (a.percentile_first != b.percentile_first || a.percentile_last != b.percentile_last) {
     d.push_back("percentile range");
+  }
+  if (a.native_schema != b.native_schema || a.native_zero_threshold != b.native_zero_threshold ||
+      a.native_min_index != b.native_min_index || a.native_max_index != b.native_max_index ||
+      a.native_negative != b.native_negative || a.native_max_buckets != b.native_max_buckets) {
+    d.push_back("native histogram options");
   }
   if (d.empty()) return "the definitions are the same";
   return absl::StrCat("they differ in ", absl::StrJoin(d, "; "));
@@ -330,6 +342,39 @@ void SetStates(std::string_view name, const std::vector<std::string>& states, De
   def->states = states;
 }
 
+void SetNative(std::string_view name, const NativeHistogramOptions& o, Definition* def) {
+  auto bad = [&](std::string why) {
+    Throw(absl::StatusCode::kInvalidArgument,
+          absl::StrCat("native histogram ", Quoted(name), ": ", why));
+  };
+  if (o.schema < internal::kNativeMinSchema || o.schema > internal::kNativeMaxSchema) {
+    bad(absl::StrCat("schema must be -4 to 8; got ", o.schema));
+  }
+  if (!std::isfinite(o.zero_threshold) || !(o.zero_threshold >= 0)) {
+    bad(absl::StrCat("zero_threshold must be finite and >= 0; got ", o.zero_threshold));
+  }
+  if (!(o.min_value > 0) || !(o.max_value >= o.min_value) || !std::isfinite(o.max_value)) {
+    bad(absl::StrCat("needs 0 < min_value <= max_value, finite; got ", o.min_value, " and ",
+                     o.max_value));
+  }
+  if (!(o.zero_threshold < o.min_value)) {
+    bad(absl::StrCat("zero_threshold ", o.zero_threshold, " must be below min_value ",
+                     o.min_value));
+  }
+  def->native_schema = o.schema;
+  def->native_zero_threshold = o.zero_threshold;
+  def->native_min_index = meters::NativeIndex(o.min_value, o.schema);
+  def->native_max_index = meters::NativeIndex(o.max_value, o.schema);
+  def->native_negative = o.negative_buckets;
+  def->native_max_buckets = o.max_buckets;
+  if (meters::NativeBucketCells(*def) > kMaxNativeBuckets) {
+    bad(absl::StrCat("[", o.min_value, ", ", o.max_value, "] at schema ", o.schema, " needs ",
+                     meters::NativeBucketCells(*def), " buckets",
+                     o.negative_buckets ? " (both signs)" : "", "; the limit is ",
+                     kMaxNativeBuckets, ": narrow the range or lower the schema"));
+  }
+}
+
 // The one place that checks each type's own parameters.
 void SetParameters(const internal::FamilySpec& spec, Definition* def) {
   const std::string& name = def->name;
@@ -349,6 +394,8 @@ void SetParameters(const internal::FamilySpec& spec, Definition* def) {
                                 spec.percentile_min, spec.percentile_max, def);
     case MetricType::kStateSet:
       return SetStates(name, spec.states, def);
+    case MetricType::kNativeHistogram:
+      return SetNative(name, spec.native != nullptr ? *spec.native : NativeHistogramOptions{}, def);
     case MetricType::kCounter:
     case MetricType::kInfo:
     case MetricType::kTimer:

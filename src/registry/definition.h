@@ -35,6 +35,7 @@ struct FamilySpec {
   const SummaryOptions* summary = nullptr;  // summaries: quantile options
   int64_t percentile_min = 0;               // percentile meters: the range kept
   int64_t percentile_max = 0;
+  const NativeHistogramOptions* native = nullptr;  // native histograms
 };
 
 }  // namespace shmetrics::internal

@@ -170,6 +170,8 @@ std::unique_ptr<internal::FamilyBase> RegistryAccess::New(MetricType type) {
       return Make<PercentileTimer>();
     case MetricType::kPercentileDistributionSummary:
       return Make<PercentileDistributionSummary>();
+    case MetricType::kNativeHistogram:
+      return Make<NativeHistogram>();
   }
   Throw(absl::StatusCode::kDataLoss, "unknown metric type");  // a decoded definition never has one
 }
@@ -198,6 +200,11 @@ void RegistryAccess::Init(internal::FamilyBase& f, std::shared_ptr<shm::Segment>
   f.sketch_ = meters::MakeSketchLayout(def);
   f.percentile_first_ = def.percentile_first;
   f.percentile_last_ = def.percentile_last;
+  f.native_schema_ = def.native_schema;
+  f.native_zero_threshold_ = def.native_zero_threshold;
+  f.native_min_index_ = def.native_min_index;
+  f.native_max_index_ = def.native_max_index;
+  f.native_negative_ = def.native_negative;
   f.stripes_ = rec->stripes;
   f.cells_per_stripe_ = rec->cells_per_stripe;
   f.stripe_stride_ = rec->stripe_stride;
@@ -369,6 +376,18 @@ PercentileDistributionSummaryFamily& Registry::AddPercentileDistributionSummary(
                 .max_children = options.max_children,
                 .percentile_min = options.min,
                 .percentile_max = options.max}));
+}
+
+NativeHistogramFamily& Registry::AddNativeHistogram(std::string_view name, std::string_view help,
+                                                    LabelNames labels,
+                                                    const NativeHistogramOptions& options) {
+  return static_cast<NativeHistogramFamily&>(Register({.type = MetricType::kNativeHistogram,
+                                                       .name = name,
+                                                       .help = help,
+                                                       .labels = std::move(labels),
+                                                       .unit = options.unit,
+                                                       .max_children = options.max_children,
+                                                       .native = &options}));
 }
 
 internal::FamilyBase& Registry::Register(Spec spec) {

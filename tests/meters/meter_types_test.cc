@@ -15,16 +15,16 @@ namespace {
 
 TEST(MeterTypesTest, EveryTypeHasOneRowAndOnlyTypesHaveRows) {
   std::set<std::string_view> names;
-  for (uint32_t v = 1; v <= 12; ++v) {
+  for (uint32_t v = 1; v <= 13; ++v) {
     const MeterType* t = FindMeterType(v);
     ASSERT_NE(t, nullptr) << v;
     EXPECT_EQ(static_cast<uint32_t>(t->type), v);
     EXPECT_NE(t->cells_per_stripe, nullptr) << t->name;
     EXPECT_TRUE(names.insert(t->name).second) << t->name;
   }
-  EXPECT_EQ(AllMeterTypes().size(), 12u);
+  EXPECT_EQ(AllMeterTypes().size(), 13u);
   EXPECT_EQ(FindMeterType(0), nullptr);
-  EXPECT_EQ(FindMeterType(13), nullptr);
+  EXPECT_EQ(FindMeterType(14), nullptr);
   EXPECT_EQ(FindMeterType(0xffffffffu), nullptr);
 }
 

@@ -86,6 +86,13 @@ class FamilyBase {
   // percentile_buckets.h); values are clamped into that range.
   uint32_t percentile_first() const { return percentile_first_; }
   uint32_t percentile_last() const { return percentile_last_; }
+  // Native histograms: the schema, the zero threshold, the bucket indices kept (values beyond
+  // them count in the outermost bucket) and whether negative values have buckets of their own.
+  int32_t native_schema() const { return native_schema_; }
+  double native_zero_threshold() const { return native_zero_threshold_; }
+  int32_t native_min_index() const { return native_min_index_; }
+  int32_t native_max_index() const { return native_max_index_; }
+  bool native_negative() const { return native_negative_; }
   // Cells from one stripe to the next: at least a cache line, so workers never share one.
   uint32_t stripe_stride() const { return stripe_stride_; }
   shm::Segment& segment() const { return *segment_; }
@@ -137,6 +144,11 @@ class FamilyBase {
   SketchLayout sketch_;
   uint32_t percentile_first_ = 0;
   uint32_t percentile_last_ = 0;
+  int32_t native_schema_ = 0;
+  double native_zero_threshold_ = 0;
+  int32_t native_min_index_ = 0;
+  int32_t native_max_index_ = 0;
+  bool native_negative_ = false;
   std::unique_ptr<char[]> dummy_;  // where updates go when even the overflow series is missing
 };
 

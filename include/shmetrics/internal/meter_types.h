@@ -36,6 +36,15 @@ struct HistogramCells {
   static constexpr uint32_t kFirstBucket = 1;
 };
 
+// MetricType::kNativeHistogram: the sum, the zero bucket, then one count per bucket index from
+// the family's lowest to its highest (positive values), and with negative buckets the same
+// indices again for negative values. Not cumulative; the count is their total.
+struct NativeHistogramCells {
+  static constexpr uint32_t kSum = 0;  // double
+  static constexpr uint32_t kZero = 1;
+  static constexpr uint32_t kFirstBucket = 2;
+};
+
 // MetricType::kSummary: count and sum, then with quantiles the sketch's slices * buckets cells.
 struct SummaryCells {
   static constexpr uint32_t kCount = 0;
