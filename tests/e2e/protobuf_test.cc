@@ -7,13 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "e2e/prefork_helpers.h"
 #include "expose/gzip.h"
@@ -132,7 +135,28 @@ TEST(ProtobufExpositionTest, EveryTypeDecodesToTheTextSampleForSample) {
   for (const char* ext : {".pb", ".api.pb", ".om"}) std::remove((base + ext).c_str());
 }
 
-// A heap of one series of each Prometheus type (with exemplars), and an endpoint over it.
+// What worker w observes into the native histogram: 1 ms to 1 s in 1 ms steps, and 0.5 s to
+// 2.5 s in 10 ms steps.
+std::vector<double> WorkerValues(int w) {
+  std::vector<double> v;
+  for (int i = 0; i < (w == 0 ? 1000 : 200); ++i)
+    v.push_back(w == 0 ? 0.001 * (i + 1) : 0.5 + 0.01 * i);
+  return v;
+}
+
+// The q quantile of both workers' values as Prometheus defines it over exact data: the value of
+// rank ceil(q * n).
+double ExactQuantile(double q) {
+  std::vector<double> all = WorkerValues(0);
+  const std::vector<double> more = WorkerValues(1);
+  all.insert(all.end(), more.begin(), more.end());
+  std::sort(all.begin(), all.end());
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(all.size())));
+  return all[std::max<size_t>(rank, 1) - 1];
+}
+
+// A heap of one series of each Prometheus type (with exemplars) and a native histogram, and an
+// endpoint over it.
 class ProtobufEndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -156,6 +180,17 @@ class ProtobufEndpointTest : public ::testing::Test {
     registry_->AddSummary("pb_payload", "Payload", {}, {.unit = "bytes"}).Labels().Observe(100);
     registry_->AddInfo("pb_build", "Build", {"version"}).Labels("1.2.3");
     registry_->AddStateSet("pb_mode", "Mode", {}, {"on", "off"}).Labels().SetOnly("on");
+    // A native histogram that two worker processes observe into.
+    auto& native = registry_->AddNativeHistogram("pb_native", "Native latency", {"route"},
+                                                 {.unit = "seconds", .schema = 3});
+    for (int w = 0; w < 2; ++w) {
+      const pid_t worker = ::shmetrics::testing::ForkChild([&] {
+        heap_->AttachWorker();
+        for (const double v : WorkerValues(w)) native.Labels("/b").Observe(v);
+        return 0;
+      });
+      ASSERT_EQ(WaitChild(worker), 0);
+    }
     exposer_ = std::make_unique<HttpExposer>(
         *heap_, HttpExposerOptions{.port = 0, .process_metrics = false});
     url_ = "http://127.0.0.1:" + std::to_string(exposer_->port()) + "/metrics";
@@ -195,13 +230,16 @@ TEST_F(ProtobufEndpointTest, GzippedProtobufOverARealSocketEqualsTheText) {
   const std::string result = Compare(base + ".pb", base + ".om", &rc);
   EXPECT_EQ(rc, 0) << result << "\n" << om;
   EXPECT_THAT(result, StartsWith("OK "));
+  // The native histogram went through as one, its buckets adding up to its count.
+  EXPECT_THAT(result, HasSubstr("native: pb_native_seconds{route=\"/b\"}"));
   EXPECT_THAT(Compare(base + ".pb", "--print", &rc),
               HasSubstr("pb_jobs_total{kind=\"mail\"} 1234.0"));
   for (const char* ext : {".pb.gz", ".pb", ".om"}) std::remove((base + ext).c_str());
 }
 
 // The samples of the test's families (pb_*) in an OpenMetrics text that a Prometheus server
-// stores from a scrape: all but the `_created` ones, which Prometheus 2.42 does not ingest.
+// stores from a protobuf scrape as float samples: all but the `_created` ones, which Prometheus
+// 2.42 does not ingest, and the native histogram's, which it stores as one native sample.
 std::map<std::string, double> StoredSamples(const std::string& om) {
   std::string error;
   auto parsed = ParseOpenMetrics(om, &error);
@@ -209,12 +247,15 @@ std::map<std::string, double> StoredSamples(const std::string& om) {
   std::map<std::string, double> out;
   if (!parsed) return out;
   for (const auto& [k, v] : *parsed) {
-    if (k.starts_with("pb_") && k.find("_created{") == std::string::npos) out[k] = v;
+    if (k.starts_with("pb_") && !k.starts_with("pb_native") &&
+        k.find("_created{") == std::string::npos) {
+      out[k] = v;
+    }
   }
   return out;
 }
 
-TEST_F(ProtobufEndpointTest, RealPrometheusStoresFromProtobufWhatATextScrapeShows) {
+TEST_F(ProtobufEndpointTest, RealPrometheusStoresFromProtobufWhatATextScrapeShowsAndTheNative) {
   if (!ScrapingPrometheus::Installed()) GTEST_SKIP() << "prometheus not installed";
   const std::string om =
       Shell("curl -s -H 'Accept: application/openmetrics-text;version=1.0.0' " + url_);
@@ -251,6 +292,26 @@ TEST_F(ProtobufEndpointTest, RealPrometheusStoresFromProtobufWhatATextScrapeShow
   for (const auto& [series, value] : got) {
     EXPECT_TRUE(want.contains(series)) << "only in Prometheus: " << series << " " << value;
   }
+
+  // The native histogram: its count, and its 0.9 quantile within the schema's relative error of
+  // the exact one (any point of the bucket holding the exact quantile is).
+  const std::string count_key = "{route=\"/b\"}";
+  std::map<std::string, double> count, quantile;
+  const auto native_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < native_deadline) {
+    count = prom.Query("histogram_count(pb_native_seconds)");
+    quantile = prom.Query("histogram_quantile(0.9, pb_native_seconds)");
+    if (count.contains(count_key) && quantile.contains(count_key)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ASSERT_TRUE(count.contains(count_key)) << prom.Get("/api/v1/query?query=pb_native_seconds");
+  EXPECT_EQ(count[count_key], 1200);
+  ASSERT_TRUE(quantile.contains(count_key));
+  const double exact = ExactQuantile(0.9);
+  const double bound = std::exp2(std::exp2(-3)) - 1;  // schema 3: 2^(1/8) - 1, 9.05%
+  EXPECT_LE(std::fabs(quantile[count_key] / exact - 1), bound)
+      << "Prometheus " << quantile[count_key] << ", exact " << exact;
+  std::cout << "histogram_quantile(0.9) " << quantile[count_key] << ", exact " << exact << "\n";
 }
 
 }  // namespace

@@ -101,7 +101,7 @@ def native_total(h, errors, where):
         errors.append("%s: buckets add up to %d, count is %d" % (where, total, h.sample_count))
 
 
-def from_protobuf(data, errors):
+def from_protobuf(data, errors, natives):
     samples, created, exemplars, meta = {}, {}, {}, {}
     for mf in families(data):
         meta[mf.name] = (mf.type, mf.help, mf.unit)
@@ -151,6 +151,7 @@ def from_protobuf(data, errors):
                         exemplars[k] = pb_exemplar(h.exemplars[-1])
                 if native:
                     native_total(h, errors, show(key(mf.name, labels)))
+                    natives.append(show(key(mf.name, labels)))
                 add("_count", h.sample_count)
                 add("_sum", h.sample_sum)
                 add_created(mf.name, h)
@@ -206,8 +207,8 @@ def same_exemplar(a, b):
 def main():
     with open(sys.argv[2], "rb") as f:
         data = f.read()
-    errors = []
-    pb_samples, pb_created, pb_exemplars, pb_meta = from_protobuf(data, errors)
+    errors, natives = [], []
+    pb_samples, pb_created, pb_exemplars, pb_meta = from_protobuf(data, errors, natives)
     if sys.argv[3] == "--print":
         for k, v in sorted(pb_samples.items(), key=str):
             print(show(k), repr(v))
@@ -227,8 +228,9 @@ def main():
     if errors:
         print("\n".join(errors))
         return 1
-    print("OK %d samples, %d created, %d exemplars, %d families"
-          % (len(pb_samples), len(pb_created), len(pb_exemplars), len(pb_meta)))
+    print("OK %d samples, %d created, %d exemplars, %d families, native: %s"
+          % (len(pb_samples), len(pb_created), len(pb_exemplars), len(pb_meta),
+             " ".join(natives) or "none"))
     return 0
 
 
