@@ -274,7 +274,8 @@ TEST(ProtobufEncoderTest, NativeHistogramSpansAndDeltas) {
   EXPECT_EQ(One(Parse(spans[1].bytes), 1).AsSint(), 1);
   EXPECT_EQ(One(Parse(spans[1].bytes), 2).varint, 1u);
   // Packed sint64 deltas: 3, 1-3, 4-1.
-  std::string_view packed = One(h, 13).bytes;
+  const std::string packed_bytes = One(h, 13).bytes;
+  std::string_view packed = packed_bytes;
   std::vector<int64_t> deltas;
   for (uint64_t v; !packed.empty() && ReadVarint(&packed, &v);) {
     deltas.push_back(Field::UnZigZag(v));
