@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
         {.min = std::chrono::milliseconds(1), .max = std::chrono::seconds(10)});
     auto& pct_dist = registry.AddPercentileDistributionSummary("response", "Response sizes",
                                                                {"route"}, {.unit = "bytes"});
+    auto& native = registry.AddNativeHistogram("rpc_duration", "RPC latency, native buckets",
+                                               {"method"}, {.unit = "seconds"});
     info.Labels("1.0.0", "abc123");
     counter.Labels(tricky).IncWithExemplar(1, {{"trace_id", "4bf92f3577b34da6"}});
     gauge.Labels("inf").Set(std::numeric_limits<double>::infinity());
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     age.Labels("users").Reset();
     ttl_gauge.Labels("alive").Set(1);
     ttl_gauge.Labels("gone").Set(std::nan(""));  // not exposed: NaN under a ttl
+    native.Labels("Get").Observe(0.0042);        // exposed from "ready" on
     std::printf("ready\n");
     std::fflush(stdout);
     timespec tick{0, 100 * 1000 * 1000};
@@ -93,6 +96,8 @@ int main(int argc, char** argv) {
       max_gauge.Labels("mail").Set(i % 17);
       pct_timer.Labels("s3").Record(std::chrono::microseconds(500 * (1 + i % 40)));
       pct_dist.Labels("/api").Record(1000 + 37 * (i % 300));
+      native.Labels("Get").ObserveWithExemplar(0.0001 * (1 + i % 3000),
+                                               {{"trace_id", std::to_string(i)}});
     }
     shmetrics::Heap::Remove(name);
     return 0;

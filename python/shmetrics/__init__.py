@@ -43,6 +43,7 @@ from ._metrics import (
     Histogram,
     Info,
     MaxGauge,
+    NativeHistogram,
     PercentileDistributionSummary,
     PercentileTimer,
     Registry,
@@ -57,7 +58,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AgeGauge", "AlreadyExistsError", "Counter", "DataLossError", "DistributionSummary",
     "Error", "FailedPreconditionError", "Gauge", "Heap", "Histogram", "HttpExposer", "Info",
-    "InternalError", "InvalidArgumentError", "MaxGauge", "NotFoundError", "OutOfRangeError",
+    "InternalError", "InvalidArgumentError", "MaxGauge", "NativeHistogram", "NotFoundError",
+    "OutOfRangeError",
     "PercentileDistributionSummary", "PercentileTimer", "PermissionDeniedError", "Registry",
     "ResourceExhaustedError", "StateSet", "Summary", "Timer", "UnavailableError", "expose",
     "make_wsgi_app", "start_http_server",

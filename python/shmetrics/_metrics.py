@@ -142,6 +142,17 @@ class Histogram(_Metric, _native.HistogramBase):
         return _Scope(self.observe)
 
 
+class NativeHistogram(_Metric, _native.NativeHistogramBase):
+    """Prometheus's native histogram (exponential buckets, exposed in full by the protobuf
+    format; in text as count and sum): ``observe(amount, exemplar=None)``, ``time()``."""
+
+    __slots__ = ()
+
+    def time(self):
+        """Observes the seconds a ``with`` block or a decorated function took."""
+        return _Scope(self.observe)
+
+
 class Summary(_Metric, _native.SummaryBase):
     """Count, sum and optionally quantiles of observations: ``observe``, ``time()``."""
 
@@ -251,6 +262,21 @@ class Registry(_native.RegistryBase):
             buckets = [float(b) for b in buckets]
         return self._add(cls, name, documentation, labelnames,
                          dict(unit=unit, max_children=max_children, buckets=buckets))
+
+    def native_histogram(self, name, documentation, labelnames=(), *, unit=None,
+                         max_children=None, schema=None, zero_threshold=None, min_value=None,
+                         max_value=None, negative_buckets=None, max_buckets=None,
+                         cls=NativeHistogram):
+        """A native histogram: bucket i covers (2^((i-1)/2^schema), 2^(i/2^schema)]; ``schema``
+        -4..8 (default 3), buckets kept for magnitudes ``min_value``..``max_value`` (default
+        1e-6..1e4, values beyond count in the outermost), ``zero_threshold`` (default 2^-128),
+        ``negative_buckets`` (default False: negative values count in the zero bucket),
+        ``max_buckets`` per scrape (default 160; 0: no limit)."""
+        return self._add(cls, name, documentation, labelnames,
+                         dict(unit=unit, max_children=max_children, schema=schema,
+                              zero_threshold=zero_threshold, min_value=min_value,
+                              max_value=max_value, negative_buckets=negative_buckets,
+                              max_buckets=max_buckets))
 
     def summary(self, name, documentation, labelnames=(), *, unit=None, max_children=None,
                 quantiles=None, max_age=None, age_buckets=None, relative_accuracy=None,

@@ -23,6 +23,7 @@
 #include "shmetrics/histogram.h"
 #include "shmetrics/info.h"
 #include "shmetrics/max_gauge.h"
+#include "shmetrics/native_histogram.h"
 #include "shmetrics/percentile_timer.h"
 #include "shmetrics/registry.h"
 #include "shmetrics/summary.h"
@@ -105,11 +106,14 @@ void EmplaceHandle(MetricObject* o, const SeriesRef& ref) {
     case MetricType::kPercentileDistributionSummary:
       Emplace<PercentileDistributionSummary>(o, ref);
       break;
+    case MetricType::kNativeHistogram:
+      Emplace<NativeHistogram>(o, ref);
+      break;
   }
   o->bound = true;
 }
 
-constexpr size_t kTypes = 13;  // MetricType values are 1..12
+constexpr size_t kTypes = 14;  // MetricType values are 1..13
 PyTypeObject* g_base[kTypes] = {};
 
 // The word prometheus_client uses for the type in its messages ("counter metric is missing
@@ -140,6 +144,8 @@ const char* TypeWord(MetricType t) {
       return "percentile_timer";
     case MetricType::kPercentileDistributionSummary:
       return "percentile_distribution_summary";
+    case MetricType::kNativeHistogram:
+      return "native_histogram";
   }
   return "metric";
 }
@@ -759,9 +765,11 @@ PyObject* GaugeValue(PyObject* self, PyObject*) {
   return g == nullptr ? nullptr : PyFloat_FromDouble(g->Value());
 }
 
+// Classic and native histograms alike.
+template <typename H>
 PyObject* HistogramObserve(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
                            PyObject* kwnames) {
-  Histogram* h = Bound<Histogram>(self);
+  H* h = Bound<H>(self);
   if (h == nullptr) return nullptr;
   double v;
   if (nargs == 1 && kwnames == nullptr) {
@@ -788,12 +796,14 @@ PyObject* HistogramObserve(PyObject* self, PyObject* const* args, Py_ssize_t nar
   h->ObserveWithExemplar(v, ExemplarLabelSpan(pairs.data(), pairs.size()));
   Py_RETURN_NONE;
 }
+template <typename H>
 PyObject* HistogramCount(PyObject* self, PyObject*) {
-  Histogram* h = Bound<Histogram>(self);
+  H* h = Bound<H>(self);
   return h == nullptr ? nullptr : PyLong_FromUnsignedLongLong(h->Count());
 }
+template <typename H>
 PyObject* HistogramSum(PyObject* self, PyObject*) {
-  Histogram* h = Bound<Histogram>(self);
+  H* h = Bound<H>(self);
   return h == nullptr ? nullptr : PyFloat_FromDouble(h->Sum());
 }
 
@@ -1060,10 +1070,10 @@ std::vector<TypeDef>& TypeDefs() {
       {MetricType::kHistogram,
        "HistogramBase",
        "A histogram (see shmetrics.Histogram).",
-       {{"observe", SHM_FASTCALL(HistogramObserve), kFastKw,
+       {{"observe", SHM_FASTCALL(HistogramObserve<Histogram>), kFastKw,
          "observe(amount, exemplar=None); NaN is dropped."},
-        {"count", HistogramCount, METH_NOARGS, "Observations so far."},
-        {"sum", HistogramSum, METH_NOARGS, "Sum of the observations."}},
+        {"count", HistogramCount<Histogram>, METH_NOARGS, "Observations so far."},
+        {"sum", HistogramSum<Histogram>, METH_NOARGS, "Sum of the observations."}},
        MetricNew<MetricType::kHistogram>},
       {MetricType::kSummary,
        "SummaryBase",
@@ -1134,6 +1144,14 @@ std::vector<TypeDef>& TypeDefs() {
         {"total_amount", PercentileDistTotal, METH_NOARGS, ""},
         {"quantile", PercentileDistQuantile, METH_O, "quantile(q), q in [0, 1]."}},
        MetricNew<MetricType::kPercentileDistributionSummary>},
+      {MetricType::kNativeHistogram,
+       "NativeHistogramBase",
+       "A native histogram (see shmetrics.NativeHistogram).",
+       {{"observe", SHM_FASTCALL(HistogramObserve<NativeHistogram>), kFastKw,
+         "observe(amount, exemplar=None); NaN is dropped."},
+        {"count", HistogramCount<NativeHistogram>, METH_NOARGS, "Observations so far."},
+        {"sum", HistogramSum<NativeHistogram>, METH_NOARGS, "Sum of the observations."}},
+       MetricNew<MetricType::kNativeHistogram>},
   };
   return *defs;
 }

@@ -173,6 +173,17 @@ const internal::FamilyBase& RegisterFamily(Registry& r, MetricType type, const s
       o.Done();
       return r.AddPercentileDistributionSummary(name, help, std::move(labels), p);
     }
+    case MetricType::kNativeHistogram: {
+      NativeHistogramOptions n{.unit = o.Unit(), .max_children = o.MaxChildren()};
+      n.schema = o.Take<int32_t>("schema").value_or(n.schema);
+      n.zero_threshold = o.Take<double>("zero_threshold").value_or(n.zero_threshold);
+      n.min_value = o.Take<double>("min_value").value_or(n.min_value);
+      n.max_value = o.Take<double>("max_value").value_or(n.max_value);
+      n.negative_buckets = o.Take<bool>("negative_buckets").value_or(n.negative_buckets);
+      n.max_buckets = o.Take<uint32_t>("max_buckets").value_or(n.max_buckets);
+      o.Done();
+      return r.AddNativeHistogram(name, help, std::move(labels), n);
+    }
   }
   throw py::type_error("unknown metric type");
 }

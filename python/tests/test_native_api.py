@@ -210,6 +210,37 @@ def test_histogram_bad_buckets(registry):
         registry.histogram("h2", "H", ["le"])
 
 
+def test_native_histogram_count_sum_exemplar_time_and_processes(heap, registry):
+    h = registry.native_histogram("rpc", "RPC", ["method"], unit="seconds", schema=2,
+                                  negative_buckets=True, max_buckets=40)
+    child = h.labels("Get")
+    for v in (0.001, 0.5, -2, 0, 1e9):
+        child.observe(v)
+    child.observe(float("nan"))  # dropped
+    child.observe(0.25, exemplar={"trace_id": "t1"})
+    with child.time():
+        pass
+    assert wait_pid(fork_call(lambda: [child.observe(1) for _ in range(100)])) == 0
+    assert child.count() == 107
+    assert child.sum() == pytest.approx(0.001 + 0.5 - 2 + 1e9 + 0.25 + 100, rel=1e-12)
+    fam = families(heap)["rpc_seconds"]
+    assert fam.type == "histogram"
+    samples = {s.name: s for s in fam.samples}
+    assert samples["rpc_seconds_bucket"].labels["le"] == "+Inf"
+    assert samples["rpc_seconds_count"].value == 107
+    assert isinstance(h, shmetrics.NativeHistogram)
+
+
+def test_native_histogram_bad_options(registry):
+    for bad in (dict(schema=9), dict(schema=-5), dict(zero_threshold=-1.0),
+                dict(min_value=0.0), dict(min_value=2.0, max_value=1.0),
+                dict(max_value=float("inf")), dict(schema=8, negative_buckets=True)):
+        with pytest.raises(ValueError):
+            registry.native_histogram("nh", "NH", **bad)
+    with pytest.raises(ValueError):
+        registry.native_histogram("nh2", "NH", ["le"])
+
+
 def test_summary_count_sum_quantiles(heap, registry):
     s = registry.summary("size", "Sizes", unit="bytes")
     s.observe(10)
@@ -519,9 +550,10 @@ def test_every_type_in_one_exposition_passes_the_parsers(heap, registry):
     registry.age_gauge("ag", "AG").reset()
     registry.percentile_timer("pt", "PT").record(1)
     registry.percentile_distribution_summary("pd", "PD").record(1)
+    registry.native_histogram("nh", "NH").observe(1)
     names = set(families(heap))
     assert {"c", "g", "h", "s", "i", "st", "t_seconds", "d", "m", "ag_seconds", "pt_seconds",
-            "pd"} <= names
+            "pd", "nh"} <= names
 
 
 def test_expose_formats(heap, registry):

@@ -82,6 +82,9 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
         "response_bytes histogram 280"}) {
     EXPECT_THAT(parsed, HasSubstr(fam));
   }
+  // The native histogram: in text, a histogram with the +Inf bucket only.
+  EXPECT_THAT(om, HasSubstr("rpc_duration_seconds_bucket{method=\"Get\",le=\"+Inf\"} "));
+  EXPECT_THAT(parsed, HasSubstr("rpc_duration_seconds histogram 4"));
   const std::string lint = Shell("/usr/bin/promtool check metrics < " + base + ".prom 2>&1", &rc);
   // 0 is clean; 3 means the text parsed and only the linter has remarks. 1 is a parse error.
   EXPECT_TRUE(rc == 0 || rc == 3) << rc << lint << "\n" << prom;
