@@ -119,6 +119,8 @@ TEST(ProtobufExpositionTest, EveryTypeDecodesToTheTextSampleForSample) {
     const std::string result = Compare(base + pb, base + ".om", &rc, ignore);
     EXPECT_EQ(rc, 0) << pb << ": " << result << "\n" << om;
     EXPECT_THAT(result, StartsWith("OK ")) << pb;
+    // every_type's native histogram went through with its buckets, adding up to its count.
+    EXPECT_THAT(result, HasSubstr("native: rpc_duration_seconds{method=\"Get\"}")) << pb;
     std::cout << pb << ": " << result;
   }
   // Every family of every_type took part, with its exemplars and created timestamps.
