@@ -17,8 +17,8 @@
 // HELP goes into help as it is (protobuf needs no escaping); the unit into unit, except for info
 // and stateset families. EncoderOptions::created false leaves out every created_timestamp.
 // Metric and label names are written as the caller passes them: EncoderOptions::escaping is not
-// applied here yet (legacy names, all the registry admits, are the same under every scheme but
-// kDots).
+// applied here yet. Legacy names, all the registry admits without UTF-8 names, are the same under
+// every scheme, as expfmt escapes only the names that need it.
 //
 // Thread safety: an encoder is used by one thread at a time.
 #ifndef SHMETRICS_SRC_EXPOSE_PROTOBUF_ENCODER_H_
