@@ -1,10 +1,11 @@
-// Scrapes: the collector's walk of a heap and the text encoders, in process and over HTTP.
+// Scrapes: the collector's walk of a heap and the encoders, in process and over HTTP.
 //
 // BM_Scrape/N            N series, a realistic mix (70% counters with two labels, 20% gauges,
 //                        10% histograms of 12 buckets), encoded as OpenMetrics text.
 // BM_ScrapeCounters/N    one counter family, a HELP line, one label id="<i>" with value i —
 //                        the layout other client libraries are measured with — as Prometheus
 //                        0.0.4 text.
+// BM_ScrapeCountersProtobuf/N  the same heap as Prometheus's delimited protobuf.
 // BM_HttpScrapeCounters  the same, served by HttpExposer over a real loopback request.
 // BM_ScrapeAfterWorkers  a fixed heap scraped after N worker processes attached and died.
 // BM_BareEncodeCounters  the bare baseline for the text: the same bytes written with
@@ -122,6 +123,12 @@ void BM_ScrapeCounters(benchmark::State& state) {
   TimeScrapes(state, CachedHeap("counters", n, BuildCounters), expose::Format::kPrometheus, n);
 }
 BENCHMARK(BM_ScrapeCounters)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_ScrapeCountersProtobuf(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  TimeScrapes(state, CachedHeap("counters", n, BuildCounters), expose::Format::kProtobuf, n);
+}
+BENCHMARK(BM_ScrapeCountersProtobuf)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // A keep-alive HTTP/1.1 client on a loopback socket: enough to fetch /metrics.
 class LoopbackClient {

@@ -1,5 +1,6 @@
 // shmetrics::Expose: one exposition of a heap's metrics as a string, in the OpenMetrics or the
-// Prometheus text format, without any HTTP (for the endpoint, see http_exposer.h).
+// Prometheus text format or as Prometheus's delimited protobuf (binary bytes in the string),
+// without any HTTP (for the endpoint, see http_exposer.h).
 //
 // Thread safety: safe from any thread. Process safety: any process attached to the heap may
 // expose it while others update it; each value is read atomically. On a heap open for writing,
@@ -17,7 +18,11 @@
 
 namespace shmetrics {
 
-enum class ExpositionFormat { kOpenMetrics, kPrometheus };
+enum class ExpositionFormat {
+  kOpenMetrics,  // OpenMetrics 1.0.0 text
+  kPrometheus,   // Prometheus text 0.0.4
+  kProtobuf,     // io.prometheus.client.MetricFamily messages, each preceded by its varint length
+};
 
 // One exposition of every family of the heap. Throws Error kDataLoss when the heap is corrupt.
 std::string Expose(const Heap& heap, ExpositionFormat format = ExpositionFormat::kOpenMetrics);

@@ -215,8 +215,9 @@ struct PyExposer {
 ExpositionFormat ParseFormat(const std::string& f) {
   if (f == "openmetrics") return ExpositionFormat::kOpenMetrics;
   if (f == "prometheus" || f == "text") return ExpositionFormat::kPrometheus;
+  if (f == "protobuf") return ExpositionFormat::kProtobuf;
   throw Error(ErrorCode::kInvalidArgument,
-              "unknown exposition format '" + f + "' (openmetrics, prometheus)");
+              "unknown exposition format '" + f + "' (openmetrics, prometheus, protobuf)");
 }
 
 // Heap::Create and its kin, and Heap::Open and its kin, with their options as keywords.
@@ -343,8 +344,9 @@ void BindExposition(py::module_& m) {
         return py::bytes(text);
       },
       py::arg("heap"), py::arg("format") = "openmetrics",
-      "One exposition of every family of the heap as bytes: 'openmetrics' (OpenMetrics 1.0.0) "
-      "or 'prometheus' (the 0.0.4 text format). On a writable heap it resets the maxima, as a "
+      "One exposition of every family of the heap as bytes: 'openmetrics' (OpenMetrics 1.0.0), "
+      "'prometheus' (the 0.0.4 text format) or 'protobuf' (delimited "
+      "io.prometheus.client.MetricFamily messages). On a writable heap it resets the maxima, as a "
       "scrape does.");
 
   py::class_<PyExposer>(m, "HttpExposer", R"(The embedded HTTP endpoint of a master process.

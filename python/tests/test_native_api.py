@@ -562,6 +562,9 @@ def test_expose_formats(heap, registry):
     assert om.endswith(b"# EOF\n")
     text = shmetrics.expose(heap, "prometheus")
     assert b"# EOF" not in text and b"c_total 1" in text
+    # Delimited MetricFamily messages: the counter's family is named c_total (field 1).
+    pb = shmetrics.expose(heap, "protobuf")
+    assert b"\n\x07c_total" in pb and b"# TYPE" not in pb
     with pytest.raises(ValueError, match="format"):
         shmetrics.expose(heap, "protobuf-ish")
 

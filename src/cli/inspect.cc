@@ -59,9 +59,11 @@ std::optional<Failure> Dump(const Args& args) {
       format = ExpositionFormat::kOpenMetrics;
     } else if (*args.format == "prometheus") {
       format = ExpositionFormat::kPrometheus;
+    } else if (*args.format == "protobuf") {
+      format = ExpositionFormat::kProtobuf;
     } else {
       return Usage(absl::StrCat("dump: unknown --format \"", *args.format,
-                                "\" (openmetrics or prometheus)"));
+                                "\" (openmetrics, prometheus or protobuf)"));
     }
   }
   const Heap heap = OpenReadOnly(args.heaps[0], ReadOnlyOptions(args));

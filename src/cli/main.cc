@@ -75,12 +75,13 @@ constexpr std::string_view kServeUsage =
     "it\n" SHMETRICS_OPEN_FLAGS_USAGE;
 
 constexpr std::string_view kDumpUsage =
-    "usage: shmetrics dump --heap NAME [--format openmetrics|prometheus] [--allow-other-owner]\n"
-    "                      [--allow-shared-write]\n"
+    "usage: shmetrics dump --heap NAME [--format openmetrics|prometheus|protobuf]\n"
+    "                      [--allow-other-owner] [--allow-shared-write]\n"
     "\n"
     "Prints one exposition of the heap (opened read-only) to stdout.\n"
     "  --heap NAME              a heap name or path\n"
-    "  --format FORMAT          openmetrics (default) or prometheus\n" SHMETRICS_OPEN_FLAGS_USAGE;
+    "  --format FORMAT          openmetrics (default), prometheus, or protobuf (delimited\n"
+    "                           io.prometheus.client.MetricFamily, binary)\n" SHMETRICS_OPEN_FLAGS_USAGE;
 
 constexpr std::string_view kInspectUsage =
     "usage: shmetrics inspect --heap NAME [--verify] [--allow-other-owner]\n"

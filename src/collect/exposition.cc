@@ -49,24 +49,19 @@ absl::Status EncodeHeaps(const std::vector<Heap>& heaps, expose::Format format,
 }  // namespace collect
 
 std::string Expose(const Heap& heap, ExpositionFormat format) {
-  std::string out;
-  const absl::Status s =
-      collect::EncodeHeaps({heap},
-                           format == ExpositionFormat::kOpenMetrics ? expose::Format::kOpenMetrics
-                                                                    : expose::Format::kPrometheus,
-                           {}, &out);
-  if (!s.ok()) throw ToError(s);
-  return out;
+  return Expose(heap, ExposeOptions{.format = format});
 }
 
 std::string Expose(const Heap& heap, const ExposeOptions& options) {
   expose::Format format = expose::Format::kOpenMetrics;
   switch (options.format) {
     case ExpositionFormat::kOpenMetrics:
-      format = expose::Format::kOpenMetrics;
       break;
     case ExpositionFormat::kPrometheus:
       format = expose::Format::kPrometheus;
+      break;
+    case ExpositionFormat::kProtobuf:
+      format = expose::Format::kProtobuf;
       break;
   }
   expose::EncoderOptions encoder_options;

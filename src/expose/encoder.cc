@@ -12,6 +12,7 @@
 
 #include "expose/names.h"
 #include "expose/number_format.h"
+#include "expose/protobuf_encoder.h"
 
 namespace shmetrics::expose {
 namespace {
@@ -521,9 +522,8 @@ void Encoder::NativeHistogram(LabelSpan labels, const expose::NativeHistogram& h
 
 std::unique_ptr<Encoder> MakeEncoder(Format format, std::string* out,
                                      const EncoderOptions& options) {
-  // The protobuf encoder is not yet written: text 0.0.4 stands in.
-  return std::make_unique<TextEncoder>(format == Format::kProtobuf ? Format::kPrometheus : format,
-                                       out, options);
+  if (format == Format::kProtobuf) return MakeProtobufEncoder(out, options);
+  return std::make_unique<TextEncoder>(format, out, options);
 }
 
 }  // namespace shmetrics::expose

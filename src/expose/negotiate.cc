@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
 #include <string_view>
+
+#include "expose/names.h"
 
 namespace shmetrics::expose {
 namespace {
@@ -13,7 +16,10 @@ struct Element {
   std::string_view value;  // media range or content coding, trimmed
   double q = 1;            // -1 when the q parameter is malformed
   bool has_version = false;
-  std::string_view version;  // unquoted
+  std::string_view version;  // unquoted, as the other parameter values
+  std::string_view proto;
+  std::string_view encoding;
+  std::string_view escaping;
 };
 
 // EqualsIgnoreCase would do, but Debian's Abseil has its own string_view type, not
@@ -91,6 +97,12 @@ void ForEachElement(std::string_view header, Fn fn) {
       } else if (EqualsIgnoreCase(name, "version")) {
         e.has_version = true;
         e.version = param_value;
+      } else if (EqualsIgnoreCase(name, "proto")) {
+        e.proto = param_value;
+      } else if (EqualsIgnoreCase(name, "encoding")) {
+        e.encoding = param_value;
+      } else if (EqualsIgnoreCase(name, "escaping")) {
+        e.escaping = param_value;
       }
     }
     if (pos < n) ++pos;  // the comma
@@ -98,22 +110,61 @@ void ForEachElement(std::string_view header, Fn fn) {
   }
 }
 
+// An unknown scheme counts as absent, as in Prometheus's expfmt.
+Escaping ParseEscaping(std::string_view s) {
+  if (EqualsIgnoreCase(s, "allow-utf-8")) return Escaping::kAllowUtf8;
+  if (EqualsIgnoreCase(s, "dots")) return Escaping::kDots;
+  if (EqualsIgnoreCase(s, "values")) return Escaping::kValues;
+  return Escaping::kUnderscores;
+}
+
 }  // namespace
 
-Format NegotiateFormat(std::string_view accept_header) {
-  double openmetrics_q = 0;
-  double prometheus_q = 0;
+Negotiated Negotiate(std::string_view accept_header) {
+  // The best q seen for each format, and the escaping asked for by the first entry with it.
+  struct Best {
+    double q = 0;
+    std::string_view escaping;
+    void Offer(const Element& e) {
+      if (e.q > q) {
+        q = e.q;
+        escaping = e.escaping;
+      }
+    }
+  };
+  Best protobuf, openmetrics, prometheus;
   ForEachElement(accept_header, [&](const Element& e) {
-    if (EqualsIgnoreCase(e.value, "application/openmetrics-text")) {
-      if (!e.has_version || e.version == "1.0.0") openmetrics_q = std::max(openmetrics_q, e.q);
+    if (EqualsIgnoreCase(e.value, "application/vnd.google.protobuf")) {
+      if (EqualsIgnoreCase(e.proto, "io.prometheus.client.metricfamily") &&
+          EqualsIgnoreCase(e.encoding, "delimited")) {
+        protobuf.Offer(e);
+      }
+    } else if (EqualsIgnoreCase(e.value, "application/openmetrics-text")) {
+      if (!e.has_version || e.version == "1.0.0") openmetrics.Offer(e);
     } else if (EqualsIgnoreCase(e.value, "text/plain")) {
-      if (!e.has_version || e.version == "0.0.4") prometheus_q = std::max(prometheus_q, e.q);
+      if (!e.has_version || e.version == "0.0.4") prometheus.Offer(e);
     } else if (e.value == "*/*" || EqualsIgnoreCase(e.value, "text/*")) {
-      prometheus_q = std::max(prometheus_q, e.q);
+      prometheus.Offer(e);
     }
   });
-  return openmetrics_q > 0 && openmetrics_q >= prometheus_q ? Format::kOpenMetrics
-                                                            : Format::kPrometheus;
+  if (protobuf.q > 0 && protobuf.q >= openmetrics.q && protobuf.q >= prometheus.q) {
+    return {Format::kProtobuf, ParseEscaping(protobuf.escaping)};
+  }
+  if (openmetrics.q > 0 && openmetrics.q >= prometheus.q) {
+    return {Format::kOpenMetrics, ParseEscaping(openmetrics.escaping)};
+  }
+  return {Format::kPrometheus, ParseEscaping(prometheus.escaping)};
+}
+
+Format NegotiateFormat(std::string_view accept_header) { return Negotiate(accept_header).format; }
+
+std::string ContentType(Format format, Escaping escaping) {
+  std::string out(ContentType(format));
+  if (escaping != Escaping::kUnderscores) {
+    out.append("; escaping=");
+    out.append(SchemeName(escaping));
+  }
+  return out;
 }
 
 std::string_view ContentType(Format format) {

@@ -43,7 +43,7 @@ struct HttpExposer::Impl {
     if (!http::IsGetOrHead(req)) return http::MethodNotAllowed();
     if (req.path == "/") return http::LandingPage("shmetrics", "/metrics");
     if (req.path == "/-/healthy") return http::TextResponse(200, "OK\n");
-    const expose::Format format = expose::NegotiateFormat(req.accept);
+    const expose::Negotiated negotiated = expose::Negotiate(req.accept);
     collect::CollectOptions options;
     options.names = http::ParseNameFilters(req.query);
     options.process_metrics = process_metrics;
@@ -51,14 +51,13 @@ struct HttpExposer::Impl {
     // starts a new "since the last scrape" window.
     options.reset_maxima = !req.head;
     http::Response resp;
-    expose::EncoderOptions encoder_options;
-    encoder_options.created = created_samples;
-    auto enc = expose::MakeEncoder(format, &resp.body, encoder_options);
+    auto enc = expose::MakeEncoder(negotiated.format, &resp.body,
+                                   {.escaping = negotiated.escaping, .created = created_samples});
     if (absl::Status s = source.collect(*enc, options); !s.ok()) {
       return http::TextResponse(500, absl::StrCat("cannot collect: ", s.message(), "\n"));
     }
     enc->Finish();
-    resp.content_type = std::string(expose::ContentType(format));
+    resp.content_type = expose::ContentType(negotiated.format, negotiated.escaping);
     if (expose::AcceptsGzip(req.accept_encoding)) {
       if (auto gz = expose::GzipCompress(resp.body, expose::kGzipFastestLevel); gz.ok()) {
         resp.body = std::move(*gz);

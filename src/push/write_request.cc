@@ -3,11 +3,9 @@
 #include <snappy.h>
 
 #include <algorithm>
-#include <bit>
 #include <cassert>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -16,6 +14,7 @@
 
 #include "expose/encoder.h"
 #include "expose/number_format.h"
+#include "expose/protobuf_wire.h"
 
 namespace shmetrics::push {
 namespace {
@@ -28,35 +27,14 @@ using expose::MetricType;
 
 // Protobuf tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited).
 constexpr char kTagTimeSeries = 0x0A;  // WriteRequest.timeseries = 1
-constexpr char kTagLabel = 0x0A;       // TimeSeries.labels = 1
 constexpr char kTagSample = 0x12;      // TimeSeries.samples = 2
-constexpr char kTagLabelName = 0x0A;   // Label.name = 1
-constexpr char kTagLabelValue = 0x12;  // Label.value = 2
 constexpr char kTagValue = 0x09;       // Sample.value = 1, double
 constexpr char kTagTimestamp = 0x10;   // Sample.timestamp = 2, int64
 
-size_t VarintSize(uint64_t v) {
-  // 7 bits per byte; 0 still takes one.
-  return v == 0 ? 1 : (std::bit_width(v) + 6) / 7;
-}
-
-char* PutVarint(char* p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
-
-char* PutBytes(char* p, std::string_view s) {
-  if (!s.empty()) std::memcpy(p, s.data(), s.size());
-  return p + s.size();
-}
-
-size_t FieldSize(size_t payload) { return 1 + VarintSize(payload) + payload; }
-
-size_t LabelSize(const Label& l) { return FieldSize(l.name.size()) + FieldSize(l.value.size()); }
+using expose::wire::FieldSize;
+using expose::wire::PutDouble;
+using expose::wire::PutVarint;
+using expose::wire::VarintSize;
 
 class WriteRequestEncoder final : public expose::Encoder {
  public:
@@ -159,29 +137,19 @@ class WriteRequestEncoder final : public expose::Encoder {
 
     const size_t sample_size = 9 + 1 + VarintSize(static_cast<uint64_t>(timestamp_ms_));
     size_t series_size = FieldSize(sample_size);
-    for (const Label& l : sorted_) series_size += FieldSize(LabelSize(l));
+    for (const Label& l : sorted_) series_size += expose::wire::LabelFieldSize(l.name, l.value);
 
     const size_t old = out_->size();
     out_->resize(old + FieldSize(series_size));
     char* p = out_->data() + old;
     *p++ = kTagTimeSeries;
     p = PutVarint(p, series_size);
-    for (const Label& l : sorted_) {
-      *p++ = kTagLabel;
-      p = PutVarint(p, LabelSize(l));
-      *p++ = kTagLabelName;
-      p = PutVarint(p, l.name.size());
-      p = PutBytes(p, l.name);
-      *p++ = kTagLabelValue;
-      p = PutVarint(p, l.value.size());
-      p = PutBytes(p, l.value);
-    }
+    // TimeSeries.labels = 1, Label {name = 1; value = 2;}
+    for (const Label& l : sorted_) p = expose::wire::PutLabelField(p, l.name, l.value);
     *p++ = kTagSample;
     p = PutVarint(p, sample_size);
     *p++ = kTagValue;
-    // Protobuf's fixed64 is little-endian.
-    uint64_t bits = std::bit_cast<uint64_t>(value);
-    for (int i = 0; i < 8; ++i, bits >>= 8) *p++ = static_cast<char>(bits & 0xFF);
+    p = PutDouble(p, value);
     *p++ = kTagTimestamp;
     // int64 as a varint: a negative value takes its two's complement, 10 bytes.
     p = PutVarint(p, static_cast<uint64_t>(timestamp_ms_));

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "e2e/prefork_helpers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "shmetrics/error.h"
@@ -23,29 +24,12 @@ namespace shmetrics {
 namespace {
 
 using ::shmetrics::testing::ForkChild;
+using ::shmetrics::testing::ScrapingPrometheus;
 using ::shmetrics::testing::Shell;
+using ::shmetrics::testing::StartEveryType;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::HasSubstr;
-
-// Starts every_type and waits for "ready".
-pid_t StartEveryType(const std::string& heap) {
-  int out[2];
-  if (pipe(out) != 0) return -1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    close(out[0]);
-    const std::string bin = std::string(SHMETRICS_BINARY_DIR) + "/examples/every_type";
-    execl(bin.c_str(), "every_type", "--heap", heap.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(out[1]);
-  char buf[16] = {};
-  const ssize_t n = read(out[0], buf, 6);
-  close(out[0]);
-  return n == 6 && std::string(buf, 6) == "ready\n" ? pid : -1;
-}
 
 TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
   const std::string name = UniqueHeapName("every");
@@ -113,7 +97,7 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
 
 // A real Prometheus server scrapes the embedded endpoint over a heap a forked worker updates.
 TEST(PrometheusTest, RealServerScrapesWhatAWorkerWrote) {
-  if (access("/usr/bin/prometheus", X_OK) != 0) GTEST_SKIP() << "prometheus not installed";
+  if (!ScrapingPrometheus::Installed()) GTEST_SKIP() << "prometheus not installed";
   const std::string name = UniqueHeapName("prom");
   Heap heap = Heap::Create(name);
   Registry registry(heap);
@@ -126,43 +110,20 @@ TEST(PrometheusTest, RealServerScrapesWhatAWorkerWrote) {
   });
   ASSERT_EQ(WaitChild(worker), 0);
 
-  const std::string dir = ::testing::TempDir() + "/" + name + "-prom";
-  ASSERT_EQ(system(("mkdir -p " + dir).c_str()), 0);
-  std::ofstream(dir + "/prometheus.yml")
-      << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-      << "scrape_configs:\n  - job_name: shmetrics\n    static_configs:\n"
-      << "      - targets: ['127.0.0.1:" << exposer.port() << "']\n";
-  // A free port for Prometheus's own web server.
-  const std::string port = Shell(
-      "/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
-      "print(s.getsockname()[1])'");
-  const std::string web = "127.0.0.1:" + port.substr(0, port.find('\n'));
-  const pid_t prom = fork();
-  if (prom == 0) {
-    const std::string log = dir + "/prometheus.log";
-    freopen(log.c_str(), "w", stderr);
-    execl("/usr/bin/prometheus", "prometheus", ("--config.file=" + dir + "/prometheus.yml").c_str(),
-          ("--storage.tsdb.path=" + dir + "/data").c_str(), ("--web.listen-address=" + web).c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  std::string targets, query;
+  ScrapingPrometheus prom(::testing::TempDir() + "/" + name + "-prom", exposer.port());
+  std::string query;
   bool up = false, value = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
   while (std::chrono::steady_clock::now() < deadline && !(up && value)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    targets = Shell("curl -s http://" + web + "/api/v1/targets");
-    up = targets.find("\"health\":\"up\"") != std::string::npos;
-    query = Shell("curl -s -g 'http://" + web + "/api/v1/query?query=e2e_jobs_total'");
+    up = prom.TargetUp();
+    query = prom.Get("/api/v1/query?query=e2e_jobs_total");
     value = query.find("\"1234\"") != std::string::npos;
   }
-  kill(prom, SIGTERM);
-  WaitChild(prom, std::chrono::seconds(30));
-  EXPECT_TRUE(up) << targets << Shell("tail -20 " + dir + "/prometheus.log");
+  EXPECT_TRUE(up) << prom.Get("/api/v1/targets") << prom.LogTail();
   EXPECT_TRUE(value) << query;
   EXPECT_THAT(query, HasSubstr("\"kind\":\"mail\""));
   Heap::Remove(name);
-  (void)system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace

@@ -45,10 +45,106 @@ std::optional<double> FieldAfter(const std::string& text, const std::string& key
   return std::strtod(text.c_str() + at + key.size(), nullptr);
 }
 
+// Lines `key value` into a map.
+std::map<std::string, double> KeyedSamples(const std::string& out) {
+  std::map<std::string, double> samples;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t sp = line.rfind(' ');
+    if (sp == std::string::npos) continue;
+    samples[line.substr(0, sp)] = std::strtod(line.c_str() + sp + 1, nullptr);
+  }
+  return samples;
+}
+
 }  // namespace
 
 std::string BuiltProgram(const std::string& relative) {
   return std::string(SHMETRICS_BINARY_DIR) + "/" + relative;
+}
+
+pid_t StartEveryType(const std::string& heap) {
+  int out[2];
+  if (pipe(out) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    close(out[0]);
+    const std::string bin = BuiltProgram("examples/every_type");
+    execl(bin.c_str(), "every_type", "--heap", heap.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  char buf[16] = {};
+  const ssize_t n = read(out[0], buf, 6);
+  close(out[0]);
+  return n == 6 && std::string(buf, 6) == "ready\n" ? pid : -1;
+}
+
+bool ScrapingPrometheus::Installed() { return access("/usr/bin/prometheus", X_OK) == 0; }
+
+ScrapingPrometheus::ScrapingPrometheus(const std::string& dir, int target_port,
+                                       const std::vector<std::string>& flags)
+    : dir_(dir) {
+  Shell("rm -rf " + dir_ + " && mkdir -p " + dir_);
+  std::ofstream(dir_ + "/prometheus.yml")
+      << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+      << "scrape_configs:\n  - job_name: shmetrics\n    static_configs:\n"
+      << "      - targets: ['127.0.0.1:" << target_port << "']\n";
+  // A free port for Prometheus's own web server.
+  const std::string port = Shell(
+      "/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+      "print(s.getsockname()[1])'");
+  web_ = "127.0.0.1:" + port.substr(0, port.find('\n'));
+  std::vector<std::string> args = {"prometheus", "--config.file=" + dir_ + "/prometheus.yml",
+                                   "--storage.tsdb.path=" + dir_ + "/data",
+                                   "--web.listen-address=" + web_};
+  args.insert(args.end(), flags.begin(), flags.end());
+  pid_ = fork();
+  if (pid_ == 0) {
+    const std::string log = dir_ + "/prometheus.log";
+    if (freopen(log.c_str(), "w", stderr) == nullptr) _exit(126);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv("/usr/bin/prometheus", argv.data());
+    _exit(127);
+  }
+}
+
+ScrapingPrometheus::~ScrapingPrometheus() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    WaitChild(pid_, std::chrono::seconds(30));
+  }
+  Shell("rm -rf " + dir_);
+}
+
+std::string ScrapingPrometheus::Get(const std::string& path_and_query) const {
+  return Shell("curl -s -g 'http://" + web_ + path_and_query + "'");
+}
+
+bool ScrapingPrometheus::TargetUp() const {
+  return Get("/api/v1/targets").find("\"health\":\"up\"") != std::string::npos;
+}
+
+std::map<std::string, double> ScrapingPrometheus::Query(const std::string& promql) const {
+  const std::string out = Shell(
+      "/usr/bin/python3 -c 'import json,sys,urllib.parse,urllib.request\n"
+      "u=\"http://" +
+      web_ +
+      "/api/v1/query?\"+urllib.parse.urlencode({\"query\":sys.argv[1]})\n"
+      "for r in json.load(urllib.request.urlopen(u,timeout=10))[\"data\"][\"result\"]:\n"
+      "  if \"value\" not in r: continue\n"
+      "  m=r[\"metric\"]; n=m.pop(\"__name__\",\"\"); m.pop(\"job\",0); m.pop(\"instance\",0)\n"
+      "  l=\",\".join(k+\"=\\\"\"+v+\"\\\"\" for k,v in sorted(m.items()))\n"
+      "  print(n+\"{\"+l+\"}\", repr(float(r[\"value\"][1])))\n' '" +
+      promql + "' 2>/dev/null");
+  return KeyedSamples(out);
+}
+
+std::string ScrapingPrometheus::LogTail() const {
+  return Shell("tail -20 " + dir_ + "/prometheus.log");
 }
 
 PreforkServer::PreforkServer(int workers, const std::string& heap,
@@ -153,14 +249,7 @@ std::optional<std::map<std::string, double>> ParseOpenMetrics(const std::string&
     if (error != nullptr) *error = out;
     return std::nullopt;
   }
-  std::map<std::string, double> samples;
-  std::istringstream lines(out);
-  for (std::string line; std::getline(lines, line);) {
-    const size_t sp = line.rfind(' ');
-    if (sp == std::string::npos) continue;
-    samples[line.substr(0, sp)] = std::strtod(line.c_str() + sp + 1, nullptr);
-  }
-  return samples;
+  return KeyedSamples(out);
 }
 
 std::optional<ProcFacts> ReadProcFacts(pid_t pid) {

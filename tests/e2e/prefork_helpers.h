@@ -1,7 +1,8 @@
-// Test helpers for the pre-fork server end-to-end tests: start and stop examples/prefork_server
-// (in its own process group, so a failed test leaves no worker behind), scrape it, parse the
-// scrape with python's OpenMetrics parser, read what /proc says about a process, and find the
-// worker process that accepted a given client connection.
+// Test helpers for the end-to-end tests: start and stop examples/prefork_server (in its own
+// process group, so a failed test leaves no worker behind) and examples/every_type, scrape them,
+// parse the scrape with python's OpenMetrics parser, run a real Prometheus server against an
+// endpoint, read what /proc says about a process, and find the worker process that accepted a
+// given client connection.
 //
 // Thread safety: none needed; the tests call these from one thread.
 #ifndef SHMETRICS_TESTS_E2E_PREFORK_HELPERS_H_
@@ -53,6 +54,38 @@ class PreforkServer {
   int metrics_port_ = 0;
   std::string heap_;
   std::string output_;
+};
+
+// Starts examples/every_type over a new heap of that name and waits for its "ready": its pid, or
+// -1. SIGTERM stops it; it then removes its heap.
+pid_t StartEveryType(const std::string& heap);
+
+// Debian's Prometheus server (/usr/bin/prometheus) scraping one target, 127.0.0.1:target_port,
+// every second, with extra command-line flags (say --enable-feature=native-histograms), its data
+// and log under dir. The destructor stops it and removes dir.
+class ScrapingPrometheus {
+ public:
+  static bool Installed();
+  ScrapingPrometheus(const std::string& dir, int target_port,
+                     const std::vector<std::string>& flags = {});
+  ~ScrapingPrometheus();
+  ScrapingPrometheus(const ScrapingPrometheus&) = delete;
+  ScrapingPrometheus& operator=(const ScrapingPrometheus&) = delete;
+
+  // The body of GET http://<its web address><path_and_query> (curl; empty on failure).
+  std::string Get(const std::string& path_and_query) const;
+  // Whether its targets API shows the target up.
+  bool TargetUp() const;
+  // The instant query's float samples, keyed as ParseOpenMetrics keys them, without the job and
+  // instance labels; empty on failure.
+  std::map<std::string, double> Query(const std::string& promql) const;
+  // The last lines of its log, for failure messages.
+  std::string LogTail() const;
+
+ private:
+  std::string dir_;
+  std::string web_;
+  pid_t pid_ = -1;
 };
 
 // The value of the sample line `series value` in an exposition, e.g.

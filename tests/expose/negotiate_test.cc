@@ -118,10 +118,117 @@ TEST(NegotiateFormatTest, RandomBytesNeverCrash) {
   EXPECT_LT(openmetrics, 20000);  // random noise is not an OpenMetrics request
 }
 
+// Prometheus 2.42 with --enable-feature=native-histograms (scrape/scrape.go,
+// scrapeAcceptHeaderWithProtobuf).
+constexpr char kPrometheus242ProtobufAccept[] =
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+    "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+// Prometheus 3.x (scrape/scrape.go acceptHeader): its default scrape_protocols, and the
+// protobuf-first ones of scrape_native_histograms, with UTF-8 names allowed. The escaping
+// parameter goes only on the text formats that define it.
+constexpr char kPrometheus3Accept[] =
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+constexpr char kPrometheus3ProtobufAccept[] =
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;"
+    "q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+    "application/openmetrics-text;version=0.0.1;q=0.4,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+
+TEST(NegotiateTest, RealPrometheusHeaders) {
+  EXPECT_EQ(Negotiate(kPrometheus242ProtobufAccept),
+            (Negotiated{Format::kProtobuf, Escaping::kUnderscores}));
+  EXPECT_EQ(NegotiateFormat(kPrometheus242ProtobufAccept), Format::kProtobuf);
+  EXPECT_EQ(Negotiate(kPrometheus3ProtobufAccept),
+            (Negotiated{Format::kProtobuf, Escaping::kUnderscores}));
+  EXPECT_EQ(Negotiate(kPrometheus3Accept),
+            (Negotiated{Format::kOpenMetrics, Escaping::kAllowUtf8}));
+  EXPECT_EQ(Negotiate(kPrometheus2Accept),
+            (Negotiated{Format::kOpenMetrics, Escaping::kUnderscores}));
+  EXPECT_EQ(Negotiate(kPrometheusLegacyAccept),
+            (Negotiated{Format::kPrometheus, Escaping::kUnderscores}));
+  EXPECT_EQ(Negotiate(""), (Negotiated{Format::kPrometheus, Escaping::kUnderscores}));
+}
+
+TEST(NegotiateTest, ProtobufNeedsItsProtoAndDelimitedEncoding) {
+  const std::string pb = "application/vnd.google.protobuf";
+  const std::string mf = ";proto=io.prometheus.client.MetricFamily";
+  EXPECT_EQ(NegotiateFormat(pb + mf + ";encoding=delimited"), Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat(pb + mf + ";encoding=\"delimited\""), Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat(pb + ";encoding=delimited" + mf), Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat("Application/Vnd.Google.Protobuf ; Proto=io.prometheus.client."
+                            "metricfamily ; Encoding=DELIMITED"),
+            Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat(pb + mf), Format::kPrometheus);  // no encoding
+  EXPECT_EQ(NegotiateFormat(pb + mf + ";encoding=text"), Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat(pb + mf + ";encoding=compact-text"), Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat(pb + ";proto=io.prometheus.client.Metric;encoding=delimited"),
+            Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat(pb + ";encoding=delimited"), Format::kPrometheus);  // no proto
+  EXPECT_EQ(NegotiateFormat(pb), Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat("application/*"), Format::kPrometheus);
+}
+
+TEST(NegotiateTest, ProtobufWeights) {
+  const std::string pb =
+      "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited";
+  EXPECT_EQ(NegotiateFormat(pb + ";q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"),
+            Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat(pb + ";q=0.5,application/openmetrics-text;q=0.5"), Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat(pb + ";q=0.5,text/plain;q=0.5"), Format::kProtobuf);
+  EXPECT_EQ(NegotiateFormat(pb + ";q=0.4,application/openmetrics-text;q=0.5"),
+            Format::kOpenMetrics);
+  EXPECT_EQ(NegotiateFormat(pb + ";q=0.4,*/*;q=0.5"), Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat(pb + ";q=0"), Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat(pb + ";q=bad"), Format::kPrometheus);
+  EXPECT_EQ(NegotiateFormat("text/plain;q=0.1," + pb + ";q=0.2"), Format::kProtobuf);
+}
+
+TEST(NegotiateTest, EscapingOfTheChosenEntry) {
+  const std::string om = "application/openmetrics-text;version=1.0.0";
+  EXPECT_EQ(Negotiate(om + ";escaping=allow-utf-8").escaping, Escaping::kAllowUtf8);
+  EXPECT_EQ(Negotiate(om + ";escaping=underscores").escaping, Escaping::kUnderscores);
+  EXPECT_EQ(Negotiate(om + ";escaping=dots").escaping, Escaping::kDots);
+  EXPECT_EQ(Negotiate(om + ";escaping=values").escaping, Escaping::kValues);
+  EXPECT_EQ(Negotiate(om + ";Escaping=\"Allow-UTF-8\"").escaping, Escaping::kAllowUtf8);
+  EXPECT_EQ(Negotiate(om + ";escaping=rot13").escaping, Escaping::kUnderscores);
+  EXPECT_EQ(Negotiate(om + ";escaping=").escaping, Escaping::kUnderscores);
+  EXPECT_EQ(Negotiate(om).escaping, Escaping::kUnderscores);
+  // Only the entry that won counts, not the escaping of a format that lost.
+  EXPECT_EQ(Negotiate(om + ";escaping=dots;q=0.2,text/plain;q=0.5"),
+            (Negotiated{Format::kPrometheus, Escaping::kUnderscores}));
+  EXPECT_EQ(Negotiate("text/plain;q=0.5;escaping=values," + om + ";q=0.1;escaping=dots"),
+            (Negotiated{Format::kPrometheus, Escaping::kValues}));
+  // Of two entries for one format, the one with the higher q.
+  EXPECT_EQ(Negotiate(om + ";escaping=dots;q=0.3," + om + ";escaping=values;q=0.6"),
+            (Negotiated{Format::kOpenMetrics, Escaping::kValues}));
+  EXPECT_EQ(Negotiate("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;"
+                      "encoding=delimited;escaping=allow-utf-8"),
+            (Negotiated{Format::kProtobuf, Escaping::kAllowUtf8}));
+}
+
 TEST(ContentTypeTest, Values) {
   EXPECT_EQ(ContentType(Format::kOpenMetrics),
             "application/openmetrics-text; version=1.0.0; charset=utf-8");
   EXPECT_EQ(ContentType(Format::kPrometheus), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(ContentType(Format::kProtobuf),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+            "encoding=delimited");
+}
+
+TEST(ContentTypeTest, EscapingIsNamedWhenNotTheDefault) {
+  EXPECT_EQ(ContentType(Format::kProtobuf, Escaping::kUnderscores), ContentType(Format::kProtobuf));
+  EXPECT_EQ(ContentType(Format::kOpenMetrics, Escaping::kUnderscores),
+            ContentType(Format::kOpenMetrics));
+  EXPECT_EQ(ContentType(Format::kOpenMetrics, Escaping::kAllowUtf8),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8");
+  EXPECT_EQ(ContentType(Format::kProtobuf, Escaping::kDots),
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+            "encoding=delimited; escaping=dots");
+  EXPECT_EQ(ContentType(Format::kPrometheus, Escaping::kValues),
+            "text/plain; version=0.0.4; charset=utf-8; escaping=values");
 }
 
 TEST(AcceptsGzipTest, Values) {
