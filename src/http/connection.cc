@@ -44,8 +44,12 @@ constexpr size_t kMaxLingerBytes = 1 << 20;
 constexpr size_t kReadChunk = 4096;
 constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
 
-// The answer when every verifier slot is taken: at once, so that a flood of password guesses
-// does not queue without bound. The connection stays open.
+// The answer when every verifier slot is taken, rather than a place in a queue without bound.
+// It goes out after kBusyPause, during which the connection holds a timer and nothing else (no
+// verifier slot, no thread): answered at once, clients that retry at once would turn the
+// rejections into a loop that takes the io thread from the scrapes (50 such clients multiplied
+// a scrape's latency by 15). The connection stays open.
+constexpr std::chrono::milliseconds kBusyPause{1000};
 Response VerifiersBusy() {
   Response r{.status = 503,
              .content_type = "text/plain; charset=utf-8",
@@ -274,7 +278,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (server_->pending_verifications.fetch_add(1, std::memory_order_relaxed) >=
         server_->max_pending_verifications) {
       server_->pending_verifications.fetch_sub(1, std::memory_order_relaxed);
-      return Answer(VerifiersBusy());
+      return AnswerBusyAfterPause();
     }
     asio::post(*server_->verifier,
                [self = this->shared_from_this(), executor = stream_.get_executor(),
@@ -288,6 +292,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                    self->Answer(Unauthorized());
                  });
                });
+  }
+
+  // The deadline timer serves for the pause: no deadline is armed while a request is answered.
+  void AnswerBusyAfterPause() {
+    timer_.expires_after(kBusyPause);
+    timer_.async_wait([self = this->shared_from_this()](const error_code& ec) {
+      if (ec) return self->Close();
+      self->Answer(VerifiersBusy());
+    });
   }
 
   // Calls the handler with request_ and sends what it answers.

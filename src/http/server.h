@@ -121,7 +121,8 @@ struct ServerOptions {
   // threads of their own, so a flood of wrong passwords costs those threads, not the
   // scrapes; credentials verified once are remembered and accepted on the io thread without
   // hashing again. At most 8 verifications per verifier thread wait or run at once; a request
-  // beyond that gets 503 "Too many password checks at once" (with Retry-After: 1) at once.
+  // beyond that gets 503 "Too many password checks at once" (with Retry-After: 1) after a 1 s
+  // pause that holds no thread, so clients retrying at once cannot keep the io threads busy.
   // Invalid users or hashes (bcrypt cost above 14, for one) make Start fail.
   // Default: {} (no authentication)
   std::map<std::string, std::string> basic_auth_users{};
