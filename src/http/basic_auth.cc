@@ -19,8 +19,8 @@
 namespace shmetrics::http {
 namespace {
 
-// What an unknown user's password is hashed against when no user has a bcrypt hash: bcrypt of
-// the usual cost (10), of a password nobody uses.
+// What an unknown user's password is hashed against when there are no users: bcrypt of the
+// usual cost (10), of a password nobody uses.
 constexpr char kDummyHash[] = "$2y$10$UiDWhuLNs05MzuoOg1aQ9eGE4KcjqG/aJm3vuCC3H7rqwcNSig1c2";
 
 // crypt(3) of `password` with `hash` as the setting; nullopt when crypt refuses the setting.
@@ -116,13 +116,19 @@ absl::Status BasicAuth::ValidateUser(const std::string& user, const std::string&
 
 absl::StatusOr<std::unique_ptr<BasicAuth>> BasicAuth::Create(
     const std::map<std::string, std::string>& users) {
+  // The decoy: the most expensive bcrypt hash, or without one the sha-crypt hash of the most
+  // rounds (a bcrypt decoy would make unknown users slower than known ones).
   std::string decoy = kDummyHash;
   int decoy_cost = -1;
+  long decoy_rounds = -1;
   for (const auto& [user, hash] : users) {
     if (absl::Status s = ValidateUser(user, hash); !s.ok()) return s;
     if (BcryptCost(hash) > decoy_cost) {
       decoy = hash;
       decoy_cost = BcryptCost(hash);
+    } else if (decoy_cost < 0 && ShaCryptRounds(hash) > decoy_rounds) {
+      decoy = hash;
+      decoy_rounds = ShaCryptRounds(hash);
     }
   }
   return std::unique_ptr<BasicAuth>(new BasicAuth(users, std::move(decoy)));

@@ -9,8 +9,9 @@
 // The cache holds SHA-256(user, the user's hash, password) digests, never passwords, at most
 // kMaxCached of them (the oldest goes first), and is compared in constant time. Unlike
 // exporter-toolkit's, it holds successes only: a wrong password always costs a full hash. An
-// unknown user is checked against the most expensive configured bcrypt hash (or a cost-10
-// decoy), so that it costs what a known user costs.
+// unknown user is checked against the most expensive configured bcrypt hash (sha-crypt hash
+// when there is no bcrypt one), so that it costs what a known user costs (exporter-toolkit
+// uses a fixed cost-10 decoy, which gives away users with other costs).
 //
 // bcrypt costs above kMaxBcryptCost and sha-crypt rounds above kMaxShaCryptRounds are refused:
 // each step of cost doubles the work, and at cost 15 one wrong password would hold a verifier

@@ -77,6 +77,9 @@ TEST(BasicAuthTest, AcceptsSha256AndSha512CryptHashesFromOpenssl) {
   EXPECT_TRUE(auth->Check(BasicCredentials("six", "pw six")));
   EXPECT_FALSE(auth->Check(BasicCredentials("five", "pw six")));
   EXPECT_FALSE(auth->Check(BasicCredentials("six", "pw five")));
+  // Unknown users are hashed against one of these (the decoy) and still turned away.
+  EXPECT_FALSE(auth->Check(BasicCredentials("seven", "pw six")));
+  EXPECT_FALSE(auth->Check(BasicCredentials("seven", "pw five")));
 }
 
 TEST(BasicAuthTest, UnsupportedHashesAndBadUserNamesAreClearErrors) {
