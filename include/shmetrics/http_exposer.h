@@ -65,7 +65,10 @@ struct WebOptions {
   // `htpasswd -nbB user password`), sha256-crypt ($5$) or sha512-crypt ($6$), verified with
   // libxcrypt. When not empty, every request (every path) must carry matching basic
   // credentials, or gets 401 with `WWW-Authenticate: Basic` and no other content. Verified
-  // credentials are cached (as a SHA-256 digest), so only the first scrape pays for bcrypt.
+  // credentials are cached (as a SHA-256 digest), so only the first scrape pays for bcrypt;
+  // hashes run on the endpoint's verifier threads, never on the thread serving scrapes, and too
+  // many checks at once get 503. bcrypt cost above 14 (sha-crypt rounds above 1,000,000) is
+  // refused (InvalidArgument naming the user).
   // Default: empty (no authentication)
   std::map<std::string, std::string> basic_auth_users{};
 };

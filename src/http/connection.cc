@@ -18,6 +18,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
@@ -42,6 +43,20 @@ constexpr size_t kMaxLingerBytes = 1 << 20;
 // Bytes asked of each read.
 constexpr size_t kReadChunk = 4096;
 constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
+
+// The answer when every verifier slot is taken, rather than a place in a queue without bound.
+// It goes out after kBusyPause, during which the connection holds a timer and nothing else (no
+// verifier slot, no thread): answered at once, clients that retry at once would turn the
+// rejections into a loop that takes the io thread from the scrapes (50 such clients multiplied
+// a scrape's latency by 15). The connection stays open.
+constexpr std::chrono::milliseconds kBusyPause{1000};
+Response VerifiersBusy() {
+  Response r{.status = 503,
+             .content_type = "text/plain; charset=utf-8",
+             .body = "Too many password checks at once\n"};
+  r.extra_headers.emplace_back("Retry-After", "1");
+  return r;
+}
 
 // Debian's Abseil is built with its own string_view, which std::string_view does not convert
 // to, so the few string utilities needed here are local.
@@ -229,7 +244,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void OnRequest() {
     DisarmDeadline();
     const auto& msg = parser_->get();
-    Request request;
+    Request& request = request_;
+    request = {};
     request.method = std::string_view(msg.method_string().data(), msg.method_string().size());
     auto target = msg.target();
     SplitTarget(std::string_view(target.data(), target.size()), &request.path, &request.query);
@@ -241,17 +257,70 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     request.accept_encoding = field(bhttp::field::accept_encoding);
     request.authorization = field(bhttp::field::authorization);
     request.head = msg.method() == bhttp::verb::head;
+    if (server_->auth == nullptr) return Respond();
+    Authenticate();
+  }
 
+  // Credentials verified before are accepted here; the others are hashed on a verifier thread,
+  // and the session resumes on its strand with the verdict. No deadline runs meanwhile: the
+  // wait is bounded by the verifier queue's bound. Nothing reads the socket either, so the
+  // parser's storage, which `request_` points into, stays put.
+  void Authenticate() {
+    BasicAuth::Attempt attempt;
+    switch (server_->auth->Precheck(request_.authorization, &attempt)) {
+      case BasicAuth::Verdict::kAccepted:
+        return Respond();
+      case BasicAuth::Verdict::kRejected:
+        return Answer(Unauthorized());
+      case BasicAuth::Verdict::kNeedsHash:
+        break;
+    }
+    if (server_->pending_verifications.fetch_add(1, std::memory_order_relaxed) >=
+        server_->max_pending_verifications) {
+      server_->pending_verifications.fetch_sub(1, std::memory_order_relaxed);
+      return AnswerBusyAfterPause();
+    }
+    asio::post(*server_->verifier,
+               [self = this->shared_from_this(), executor = stream_.get_executor(),
+                attempt = std::move(attempt)]() mutable {
+                 const bool ok = self->server_->auth->Verify(attempt);
+                 self->server_->pending_verifications.fetch_sub(1, std::memory_order_relaxed);
+                 // The session moves on with the completion, so it is never destroyed on this
+                 // thread.
+                 asio::post(executor, [self = std::move(self), ok] {
+                   if (ok) return self->Respond();
+                   self->Answer(Unauthorized());
+                 });
+               });
+  }
+
+  // The deadline timer serves for the pause: no deadline is armed while a request is answered.
+  void AnswerBusyAfterPause() {
+    timer_.expires_after(kBusyPause);
+    timer_.async_wait([self = this->shared_from_this()](const error_code& ec) {
+      if (ec) return self->Close();
+      self->Answer(VerifiersBusy());
+    });
+  }
+
+  // Calls the handler with request_ and sends what it answers.
+  void Respond() {
     Response response;
     try {
-      response = server_->handler(request);
+      response = server_->handler(request_);
     } catch (...) {
       response = Response{.status = 500,
                           .content_type = "text/plain; charset=utf-8",
                           .body = "Internal Server Error\n"};
     }
-    PrepareResponse(std::move(response), request.head, msg.version(), msg.keep_alive());
-    // The parser's storage backs `request`; it is not needed any more.
+    Answer(std::move(response));
+  }
+
+  void Answer(Response response) {
+    const auto& msg = parser_->get();
+    PrepareResponse(std::move(response), request_.head, msg.version(), msg.keep_alive());
+    // The parser's storage backs `request_`; it is not needed any more.
+    request_ = {};
     parser_.reset();
     Write(/*close_after=*/!response_.keep_alive());
   }
@@ -394,6 +463,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  Request request_;  // the current request, pointing into parser_, until it is answered
   bhttp::response<bhttp::string_body> response_;  // kept here while async_write runs
   bool timed_out_ = false;
   size_t header_bytes_ = 0;  // consumed by the parser for the current request's header

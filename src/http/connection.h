@@ -9,8 +9,10 @@
 #include <memory>
 #include <utility>
 
+#include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/ssl/context.hpp"
+#include "http/basic_auth.h"
 #include "http/server.h"
 
 namespace shmetrics::http {
@@ -26,6 +28,15 @@ struct SharedState {
   std::unique_ptr<boost::asio::ssl::context> tls;
   // Sessions count themselves in and out so the acceptor can enforce max_connections.
   std::atomic<size_t> active_connections{0};
+
+  // Set when options ask for basic authentication, with the verifier threads' context, where
+  // sessions post the password checks Precheck cannot decide.
+  std::unique_ptr<BasicAuth> auth;
+  boost::asio::io_context* verifier = nullptr;
+  // Verifications posted and not finished; a session that finds max_pending_verifications of
+  // them answers 503 instead of queueing another.
+  std::atomic<size_t> pending_verifications{0};
+  size_t max_pending_verifications = 0;
 };
 
 // Serves the accepted `socket` until the connection ends: under TLS when state->tls is set,

@@ -9,7 +9,9 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +49,33 @@ using boost::system::error_code;
 // Pause before accepting again after accept() fails (e.g. EMFILE), so a full descriptor table
 // does not turn into a busy loop; the pending connection stays in the backlog meanwhile.
 constexpr std::chrono::milliseconds kAcceptRetry{50};
+
+// Password verifications waiting or running at once, per verifier thread. bcrypt at cost 10 takes
+// tens of milliseconds, so a full queue is answered within a second or so; beyond it a request
+// gets 503 at once instead of queueing without bound.
+constexpr size_t kPendingVerificationsPerThread = 8;
+
+// Verifier threads: at most half the cores, so that verification never takes the whole machine
+// from the io threads (and from the application), and at most 2, because the cache makes
+// hashing rare for scrapers that know their password. At least 1.
+int VerifierThreads() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(cores / 2, 1u, 2u));
+}
+
+// Verifier threads run this much nicer than the process (Linux applies it to the calling thread
+// alone): where cores are short, a hash waits for the io threads and the application instead
+// of delaying them, while still getting about a tenth of a contended core (CFS weights 110 to
+// 1024). Lowering a thread's own priority needs no privilege; failure leaves it as it was.
+constexpr int kVerifierNice = 10;
+
+void LowerThisThreadsPriority() {
+  const pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  errno = 0;
+  const int current = ::getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  if (errno != 0) return;
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::min(current + kVerifierNice, 19));
+}
 
 constexpr std::string_view kBusyResponse =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -131,6 +160,8 @@ class Server::Impl {
 
   // Loads the certificate and key when options ask for TLS.
   absl::Status LoadTls();
+  // Reads the users when options ask for basic authentication.
+  absl::Status LoadAuth();
   absl::Status Listen();
   void Run();
   void Stop();
@@ -157,12 +188,29 @@ class Server::Impl {
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::unique_ptr<asio::steady_timer> accept_retry_;
+  // The verifier threads' own context (with basic authentication only). Its queued handlers
+  // hold sessions, whose sockets belong to ioc_, so it goes first.
+  std::unique_ptr<asio::io_context> verifier_;
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> verifier_work_;
   absl::Mutex stop_mu_;
   // Filled by Run and emptied by Stop, both under stop_mu_, so a handler that wrongly calls
   // Stop while Run is still starting threads waits instead of racing on the vector.
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(stop_mu_);
+  std::vector<std::thread> verifier_threads_ ABSL_GUARDED_BY(stop_mu_);
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 };
+
+absl::Status Server::Impl::LoadAuth() {
+  if (options_.basic_auth_users.empty()) return absl::OkStatus();
+  auto auth = BasicAuth::Create(options_.basic_auth_users);
+  if (!auth.ok()) return auth.status();
+  state_.auth = *std::move(auth);
+  const int threads = VerifierThreads();
+  verifier_ = std::make_unique<asio::io_context>(threads);
+  state_.verifier = verifier_.get();
+  state_.max_pending_verifications = kPendingVerificationsPerThread * threads;
+  return absl::OkStatus();
+}
 
 absl::Status Server::Impl::LoadTls() {
   if (options_.tls_cert_file.empty()) return absl::OkStatus();
@@ -231,10 +279,29 @@ void Server::Impl::Run() {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   absl::MutexLock lock(&stop_mu_);
   threads_.reserve(options_.threads);
-  // Start returns once every io thread runs. A pre-fork master forks right after starting the
-  // exposer; a thread still being set up then (allocating its stack, its TLS, the sanitizers'
-  // per-thread state) is the one moment a child could inherit a lock held by it.
-  absl::BlockingCounter running(options_.threads);
+  const int verifiers = verifier_ == nullptr ? 0 : VerifierThreads();
+  // Start returns once every io and verifier thread runs. A pre-fork master forks right after
+  // starting the exposer; a thread still being set up then (allocating its stack, its TLS, the
+  // sanitizers' per-thread state) is the one moment a child could inherit a lock held by it.
+  absl::BlockingCounter running(options_.threads + verifiers);
+  if (verifier_ != nullptr) {
+    verifier_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+        verifier_->get_executor());
+    for (int i = 0; i < verifiers; ++i) {
+      verifier_threads_.emplace_back([this, &running] {
+        LowerThisThreadsPriority();
+        running.DecrementCount();
+        // Verify and the handlers around it do not throw; this only keeps the thread alive.
+        for (;;) {
+          try {
+            verifier_->run();
+            return;
+          } catch (...) {
+          }
+        }
+      });
+    }
+  }
   for (int i = 0; i < options_.threads; ++i) {
     threads_.emplace_back([this, &running] {
       running.DecrementCount();
@@ -310,6 +377,9 @@ void Server::Impl::LeakAfterFork() {
   // copy and its memory goes when it exits. No lock: a parent thread may have held stop_mu_ at
   // the fork, and the child has only the calling thread.
   new std::vector<std::thread>(std::move(threads_));
+  new std::vector<std::thread>(std::move(verifier_threads_));
+  (void)verifier_work_.release();
+  (void)verifier_.release();
   (void)work_.release();
   (void)acceptor_.release();
   (void)accept_retry_.release();
@@ -327,8 +397,11 @@ void Server::Impl::Stop() {
   }
   if (ioc_ == nullptr) return;  // Listen failed before anything ran.
   ioc_->stop();
+  if (verifier_ != nullptr) verifier_->stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
+  for (std::thread& t : verifier_threads_) t.join();
+  verifier_threads_.clear();
   if (acceptor_ != nullptr && acceptor_->is_open()) {
     // Out of the list and closed under its lock, so a fork meanwhile never closes a descriptor
     // number that has been reused.
@@ -344,6 +417,10 @@ void Server::Impl::Stop() {
   work_.reset();
   accept_retry_.reset();
   acceptor_.reset();
+  // Destroys the verifications still queued, and the sessions they hold, while ioc_ is there.
+  verifier_work_.reset();
+  state_.verifier = nullptr;
+  verifier_.reset();
   // Destroys the handlers still queued, and with them every Session (which closes its socket).
   ioc_.reset();
 }
@@ -357,6 +434,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Han
   if (!handler) return absl::InvalidArgumentError("Server::Start needs a handler");
   auto impl = std::make_unique<Impl>(std::move(options), std::move(handler));
   if (absl::Status s = impl->LoadTls(); !s.ok()) return s;
+  if (absl::Status s = impl->LoadAuth(); !s.ok()) return s;
   if (absl::Status s = impl->Listen(); !s.ok()) return s;
   impl->Run();
   return std::unique_ptr<Server>(new Server(std::move(impl)));

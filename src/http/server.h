@@ -1,17 +1,19 @@
 // Server: a small HTTP/1.1 server for the metrics endpoint (Boost.Beast underneath).
 //
 // The server parses requests, enforces limits and timeouts, and answers protocol errors itself
-// (400, 413, 431, 503), optionally behind TLS (OpenSSL); every well-formed request goes to one
-// Handler, which does all routing and content negotiation. Keep-alive, pipelining, HEAD and
+// (400, 413, 431, 503), optionally behind TLS (OpenSSL) and HTTP basic authentication; every
+// well-formed (and authenticated) request goes to one Handler, which does all routing and
+// content negotiation. Keep-alive, pipelining, HEAD and
 // `Expect: 100-continue` are handled here so the handler only ever maps a Request to a Response.
 //
 // Thread safety: Start, port, endpoint and Stop may be called from any thread, except that
 // Stop (and the destructor) must not be called from inside the handler. The handler runs on the
-// server's io threads, concurrently with itself when options.threads > 1.
+// server's io threads, concurrently with itself when options.threads > 1. Password hashes are
+// verified on the server's verifier threads.
 //
-// Process safety (fork): the server's threads exist only in the process that called Start. A
-// child forked while the server runs must not use it; it may simply ignore it and exit() or
-// _exit() freely (the server registers no atexit handler). A pthread_atfork child handler
+// Process safety (fork): the server's threads (io and verifier) exist only in the process that
+// called Start. A child forked while the server runs must not use it; it may simply ignore it and
+// exit() or _exit() freely (the server registers no atexit handler). A pthread_atfork child handler
 // closes the child's copy of every running server's listening socket, so a child that outlives
 // its parent never holds the port. If a child destroys the server anyway, the destructor
 // notices the fork and leaks its state instead of touching the parent's threads or event queue,
@@ -37,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -111,6 +114,18 @@ struct ServerOptions {
   // REQUIRES: max_connections >= 1
   // Default: 512
   size_t max_connections = 512;
+
+  // Basic authentication (see basic_auth.h): user -> crypt hash. Non-empty: every request must
+  // carry the credentials of one of these users, or gets 401 without reaching the handler.
+  // Password hashes are verified off the io threads, on min(2, cores / 2) (at least 1) verifier
+  // threads of their own, so a flood of wrong passwords costs those threads, not the
+  // scrapes; credentials verified once are remembered and accepted on the io thread without
+  // hashing again. At most 8 verifications per verifier thread wait or run at once; a request
+  // beyond that gets 503 "Too many password checks at once" (with Retry-After: 1) after a 1 s
+  // pause that holds no thread, so clients retrying at once cannot keep the io threads busy.
+  // Invalid users or hashes (bcrypt cost above 14, for one) make Start fail.
+  // Default: {} (no authentication)
+  std::map<std::string, std::string> basic_auth_users{};
 };
 
 // A well-formed request, as the handler sees it. Every view points into the server's buffers

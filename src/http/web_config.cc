@@ -122,8 +122,16 @@ absl::StatusOr<WebConfig> ParseWebConfig(std::string_view yaml, const std::strin
           if (key == "basic_auth_users") {
             return p.ForEachEntry(
                 value, "basic_auth_users", [&](const std::string& user, const YAML::Node& hash) {
-                  return p.String(hash, absl::StrCat("the hash of user \"", user, "\""),
-                                  &config.basic_auth_users[user]);
+                  std::string& out = config.basic_auth_users[user];
+                  if (absl::Status s =
+                          p.String(hash, absl::StrCat("the hash of user \"", user, "\""), &out);
+                      !s.ok()) {
+                    return s;
+                  }
+                  if (absl::Status s = BasicAuth::ValidateUser(user, out); !s.ok()) {
+                    return p.Error(hash, std::string(s.message()));
+                  }
+                  return absl::OkStatus();
                 });
           }
           return p.Error(value, absl::StrCat("\"", key,
@@ -135,9 +143,6 @@ absl::StatusOr<WebConfig> ParseWebConfig(std::string_view yaml, const std::strin
     return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
   }
   if (!s.ok()) return s;
-  if (auto auth = BasicAuth::Create(config.basic_auth_users); !auth.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": ", auth.status().message()));
-  }
   return config;
 }
 

@@ -27,6 +27,7 @@
 #include "push/http_client.h"
 #include "push/write_request.h"
 #include "shm/status_error.h"
+#include "util/annotated_mutex.h"
 
 namespace shmetrics {
 namespace {
@@ -63,28 +64,8 @@ void CheckOptions(const RemoteWriteOptions& o) {
 
 namespace {
 
-// std::mutex, with clang's thread-safety annotations. Not absl::Mutex: Debian's libabsl is not
-// built for ThreadSanitizer, which then cannot see its locking and takes every guarded access
-// for a race.
-class ABSL_LOCKABLE AnnotatedMutex {
- public:
-  void lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-  void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-
- private:
-  std::mutex mu_;
-};
-
-class ABSL_SCOPED_LOCKABLE Locked {
- public:
-  explicit Locked(AnnotatedMutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) { mu_.lock(); }
-  Locked(const Locked&) = delete;
-  Locked& operator=(const Locked&) = delete;
-  ~Locked() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-
- private:
-  AnnotatedMutex& mu_;
-};
+using util::AnnotatedMutex;
+using util::Locked;
 
 }  // namespace
 

@@ -77,6 +77,9 @@ TEST(BasicAuthTest, AcceptsSha256AndSha512CryptHashesFromOpenssl) {
   EXPECT_TRUE(auth->Check(BasicCredentials("six", "pw six")));
   EXPECT_FALSE(auth->Check(BasicCredentials("five", "pw six")));
   EXPECT_FALSE(auth->Check(BasicCredentials("six", "pw five")));
+  // Unknown users are hashed against one of these (the decoy) and still turned away.
+  EXPECT_FALSE(auth->Check(BasicCredentials("seven", "pw six")));
+  EXPECT_FALSE(auth->Check(BasicCredentials("seven", "pw five")));
 }
 
 TEST(BasicAuthTest, UnsupportedHashesAndBadUserNamesAreClearErrors) {
@@ -97,6 +100,80 @@ TEST(BasicAuthTest, UnsupportedHashesAndBadUserNamesAreClearErrors) {
     ASSERT_FALSE(auth.ok()) << c.user;
     EXPECT_EQ(auth.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(auth.status().message()), HasSubstr("\"" + c.user + "\""));
+  }
+}
+
+TEST(BasicAuthTest, CostsAboveTheCapAreRefusedBeforeAnyHashing) {
+  // A cost-4 hash with its cost field rewritten: checked by the cap before crypt runs it (at 31,
+  // crypt would take days, so this test finishing says the cap comes first).
+  const std::string good = HtpasswdBcrypt("u", "p");
+  ASSERT_THAT(good, ::testing::StartsWith("$2y$04$"));
+  for (const std::string cost : {"15", "20", "31", "99"}) {
+    std::string hash = good;
+    hash.replace(4, 2, cost);
+    auto auth = BasicAuth::Create({{"carol", hash}});
+    ASSERT_FALSE(auth.ok()) << cost;
+    EXPECT_EQ(auth.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(auth.status().message());
+    EXPECT_THAT(message, HasSubstr("\"carol\""));
+    EXPECT_THAT(message, HasSubstr("bcrypt cost " + std::to_string(std::stoi(cost)) +
+                                   " is above the maximum of 14"));
+    EXPECT_EQ(message.find('\n'), std::string::npos);
+  }
+  for (const std::string rounds : {"1000001", "999999999", "99999999999999999999999"}) {
+    auto auth = BasicAuth::Create({{"dave", "$6$rounds=" + rounds + "$saltsalt$abc"}});
+    ASSERT_FALSE(auth.ok()) << rounds;
+    EXPECT_THAT(std::string(auth.status().message()), HasSubstr("\"dave\": sha-crypt rounds="));
+  }
+}
+
+TEST(BasicAuthTest, TheHighestAcceptedCostWorks) {
+  std::string hash = HtpasswdBcrypt("u", "p");
+  ASSERT_THAT(hash, ::testing::StartsWith("$2y$04$"));
+  hash.replace(4, 2, "14");  // a well-formed cost-14 hash (of some other password)
+  auto auth = BasicAuth::Create({{"erin", hash}});
+  EXPECT_TRUE(auth.ok()) << auth.status();
+}
+
+TEST(BasicAuthTest, PrecheckDecidesWhatItCanAndVerifyTheRest) {
+  auto auth = MakeAuth({{"alice", HtpasswdBcrypt("alice", "s3cret")}});
+  ASSERT_NE(auth, nullptr);
+  using Verdict = BasicAuth::Verdict;
+  BasicAuth::Attempt attempt;
+  EXPECT_EQ(auth->Precheck("", &attempt), Verdict::kRejected);
+  EXPECT_EQ(auth->Precheck("Basic !!!", &attempt), Verdict::kRejected);
+  EXPECT_EQ(auth->Precheck("Basic YWxpY2U=", &attempt), Verdict::kRejected);  // no colon
+
+  // A wrong password, for a known or an unknown user, always goes on to the hash.
+  for (int i = 0; i < 2; ++i) {
+    for (const std::string user : {"alice", "mallory"}) {
+      ASSERT_EQ(auth->Precheck(BasicCredentials(user, "guess"), &attempt), Verdict::kNeedsHash);
+      EXPECT_EQ(attempt.known, user == "alice");
+      EXPECT_FALSE(auth->Verify(attempt));
+    }
+  }
+  ASSERT_EQ(auth->Precheck(BasicCredentials("alice", "s3cret"), &attempt), Verdict::kNeedsHash);
+  EXPECT_TRUE(auth->Verify(attempt));
+  EXPECT_EQ(auth->Precheck(BasicCredentials("alice", "s3cret"), &attempt), Verdict::kAccepted);
+  // The unknown user with the known user's password is not let in by the decoy hash.
+  ASSERT_EQ(auth->Precheck(BasicCredentials("bob", "s3cret"), &attempt), Verdict::kNeedsHash);
+  EXPECT_FALSE(auth->Verify(attempt));
+}
+
+TEST(BasicAuthTest, AFullCacheForgetsItsOldestEntryFirst) {
+  const std::string prefix(72, 'p');
+  auto auth = MakeAuth({{"alice", HtpasswdBcrypt("alice", prefix)}});
+  ASSERT_NE(auth, nullptr);
+  BasicAuth::Attempt attempt;
+  for (size_t i = 0; i <= BasicAuth::kMaxCached; ++i) {
+    ASSERT_TRUE(auth->Check(BasicCredentials("alice", prefix + std::to_string(i)))) << i;
+  }
+  EXPECT_EQ(auth->Precheck(BasicCredentials("alice", prefix + "0"), &attempt),
+            BasicAuth::Verdict::kNeedsHash);
+  for (size_t i = 1; i <= BasicAuth::kMaxCached; ++i) {
+    EXPECT_EQ(auth->Precheck(BasicCredentials("alice", prefix + std::to_string(i)), &attempt),
+              BasicAuth::Verdict::kAccepted)
+        << i;
   }
 }
 

@@ -79,16 +79,30 @@ TEST(WebConfigTest, UnsupportedOrMalformedContentIsAClearError) {
               HasSubstr("min_version \"TLS10\" is not TLS12 or TLS13"));
   EXPECT_THAT(ErrorOf("tls_server_config:\n  cert_file: [a]\n  key_file: b\n"),
               HasSubstr("line 2: cert_file must be a non-empty string"));
-  EXPECT_THAT(ErrorOf("basic_auth_users:\n  a: x\n  a: y\n"),
+  EXPECT_THAT(ErrorOf("basic_auth_users:\n  a: " + Hash() + "\n  a: " + Hash() + "\n"),
               HasSubstr("line 3: basic_auth_users: duplicate key \"a\""));
   EXPECT_THAT(ErrorOf("basic_auth_users:\n  alice: plaintext\n"),
-              HasSubstr("basic auth user \"alice\": the password hash is not"));
+              HasSubstr("line 2: basic auth user \"alice\": the password hash is not"));
   EXPECT_THAT(ErrorOf("basic_auth_users:\n  alice:\n"),
               HasSubstr("the hash of user \"alice\" must be a non-empty string"));
   EXPECT_THAT(ErrorOf("basic_auth_users: [alice]\n"),
               HasSubstr("basic_auth_users must be a mapping"));
   EXPECT_THAT(ErrorOf("just a string\n"), HasSubstr("must be a mapping"));
   EXPECT_THAT(ErrorOf("tls_server_config: {cert_file: a\n"), HasSubstr("web.yml: not valid YAML"));
+}
+
+TEST(WebConfigTest, ABcryptCostAboveTheCapIsAOneLineErrorNamingUserCostAndLine) {
+  std::string hash = Hash();
+  ASSERT_THAT(hash, ::testing::StartsWith("$2y$04$"));
+  hash.replace(4, 2, "15");
+  const std::string error =
+      ErrorOf("basic_auth_users:\n  prometheus: " + Hash() + "\n  slow: " + hash + "\n");
+  EXPECT_EQ(error,
+            "web.yml: line 3: basic auth user \"slow\": bcrypt cost 15 is above the maximum of "
+            "14 (each step doubles the time of every check); hash the password again with a "
+            "lower cost");
+  hash.replace(4, 2, "10");
+  EXPECT_TRUE(Parse("basic_auth_users:\n  ok: " + hash + "\n").ok());
 }
 
 TEST(WebConfigTest, FileRelativePathsResolveAgainstItsDirectory) {
