@@ -126,6 +126,7 @@ class TextEncoder final : public Encoder {
     // Copied because the caller's views need only live through this call; the buffers are
     // reused from family to family.
     SetName(family.name);
+    known_legacy_.Forget();
     // Escaping can give two families one name: the first keeps it, a later one is left out.
     skip_family_ = !claims_.Claim(family.name, quoted_ ? family.name : name_, type_);
     if (skip_family_) return;
@@ -368,13 +369,16 @@ class TextEncoder final : public Encoder {
     if (skip_family_) return false;
     if (label_scratch_.size() < labels.size()) label_scratch_.resize(labels.size());
     label_names_.resize(labels.size());
+    const bool known_legacy = known_legacy_.Holds(labels);
     bool escaped = false;
     size_t bound = 0;
     for (size_t i = 0; i < labels.size(); ++i) {
-      label_names_[i] = WriteLabelName(labels[i].name, &label_scratch_[i]);
+      label_names_[i] =
+          known_legacy ? labels[i].name : WriteLabelName(labels[i].name, &label_scratch_[i]);
       escaped |= label_names_[i].data() != labels[i].name.data();
       bound += label_names_[i].size() + 2 * labels[i].value.size() + 4;  // ,name="value"
     }
+    if (!known_legacy && !escaped) known_legacy_.Remember(labels);
     if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(label_names_, added)) {
       NoteOnce(std::string("a series of metric \"") + name_ + "\" is left out of expositions " +
                "with escaping=" + std::string(SchemeName(escaping_)) +
@@ -502,6 +506,7 @@ class TextEncoder final : public Encoder {
   bool finished_ = false;
 
   FamilyNameClaims claims_;
+  KnownLegacyLabels known_legacy_;
 
   // Buffers reused from call to call
   std::string scratch_;

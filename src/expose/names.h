@@ -66,6 +66,32 @@ class FamilyNameClaims {
   std::unordered_set<std::string> claimed_;
 };
 
+// The label names of the last series an encoder wrote, when every one was in the legacy set.
+// The series of one family pass the same name views (they point into its definition, which
+// outlives the family's calls), so an encoder checks a family's names once, not per series; it
+// forgets them at each family, whose definition may sit where the last one's was.
+class KnownLegacyLabels {
+ public:
+  bool Holds(LabelSpan labels) const {
+    if (labels.size() != names_.size()) return false;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      if (labels[i].name.data() != names_[i].data() || labels[i].name.size() != names_[i].size()) {
+        return false;
+      }
+    }
+    return true;
+  }
+  // REQUIRES: every name of labels is a legacy label name.
+  void Remember(LabelSpan labels) {
+    names_.resize(labels.size());
+    for (size_t i = 0; i < labels.size(); ++i) names_[i] = labels[i].name;
+  }
+  void Forget() { names_.clear(); }
+
+ private:
+  std::vector<std::string_view> names_;
+};
+
 // Whether two of a series' label names as written, or one of them and `added` (the label the
 // encoder adds: "le", "quantile", a stateset's name; may be empty), are equal.
 bool HasDuplicateLabel(std::span<const std::string_view> names, std::string_view added);

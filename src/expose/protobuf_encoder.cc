@@ -1,5 +1,6 @@
 #include "expose/protobuf_encoder.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstddef>
@@ -162,6 +163,7 @@ class ProtobufEncoder final : public Encoder {
     in_family_ = true;
     type_ = family.type;
     name_.assign(EscapeName(family.name, escaping_, &scratch_));
+    known_legacy_.Forget();
     // As in the text formats: a family whose escaped name an earlier one took is left out.
     skip_family_ = !claims_.Claim(family.name, name_, type_);
     if (skip_family_) return;
@@ -340,9 +342,14 @@ class ProtobufEncoder final : public Encoder {
   bool UseLabels(LabelSpan* labels, std::string_view added) {
     if (skip_family_) return false;
     if (escaping_ == Escaping::kAllowUtf8) return true;
+    const size_t n = labels->size();
+    if (known_legacy_.Holds(*labels)) return true;
     size_t first = 0;
-    while (first < labels->size() && IsLegacyLabelName((*labels)[first].name)) ++first;
-    if (first == labels->size()) return true;
+    while (first < n && IsLegacyLabelName((*labels)[first].name)) ++first;
+    if (first == n) {
+      known_legacy_.Remember(*labels);
+      return true;
+    }
     escaped_labels_.assign(labels->begin(), labels->end());
     label_names_.resize(labels->size());
     if (label_scratch_.size() < labels->size()) label_scratch_.resize(labels->size());
@@ -448,6 +455,7 @@ class ProtobufEncoder final : public Encoder {
   std::vector<Label> escaped_labels_;
   std::vector<std::string_view> label_names_;
   std::vector<std::string> label_scratch_;
+  KnownLegacyLabels known_legacy_;
   bool skip_family_ = false;
 
   // State of the family being written
