@@ -86,21 +86,27 @@ Heap.detach_worker = _detach_worker
 Heap.__reduce__ = _pickling.reduce_heap
 
 
-def expose(heap, format="openmetrics"):
-    """One exposition of every family of `heap` as bytes: format 'openmetrics' or 'prometheus'.
+def expose(heap, format="openmetrics", *, created_samples=True, utf8_names=False):
+    """One exposition of every family of `heap` as bytes: format 'openmetrics', 'prometheus'
+    (text 0.0.4) or 'protobuf' (delimited io.prometheus.client.MetricFamily messages).
 
+    ``created_samples=False`` leaves out the ``_created`` samples. Names outside the legacy
+    character set (registries made with ``utf8_names=True``) are escaped with underscores unless
+    ``utf8_names=True`` asks for them as they are (quoted), which only UTF-8-aware parsers read.
     On a writable heap it resets the maxima (max gauges, timers' max), as a scrape does."""
-    return _shmetrics.expose(heap, format)
+    return _shmetrics.expose(heap, format, created_samples=created_samples,
+                             utf8_names=utf8_names)
 
 
 def start_http_server(heap, port=9464, addr="127.0.0.1", *, process_metrics=True,
-                      web_config_file=None):
+                      web_config_file=None, created_samples=True):
     """Starts the embedded HTTP exposer (/metrics) on a C++ thread and returns it.
 
     Start it in the master only, before forking workers; forked workers never serve it.
     ``heap`` may be a list of heaps. ``port=0`` picks a free port (see ``.port``).
     ``web_config_file`` is a Prometheus exporter web configuration (TLS, basic auth).
+    ``created_samples=False`` leaves out the ``_created`` samples.
     Call ``.close()`` to stop it."""
     heaps = list(heap) if isinstance(heap, (list, tuple)) else [heap]
     return HttpExposer(heaps, address=addr, port=port, process_metrics=process_metrics,
-                       web_config_file=web_config_file)
+                       web_config_file=web_config_file, created_samples=created_samples)

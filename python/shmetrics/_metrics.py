@@ -220,7 +220,8 @@ class PercentileDistributionSummary(_Metric, _native.PercentileDistributionSumma
 
 
 class Registry(_native.RegistryBase):
-    """Registers families in a heap: ``Registry(heap, prefix="", const_labels=None)``.
+    """Registers families in a heap: ``Registry(heap, prefix="", const_labels=None)``;
+    ``utf8_names=True`` admits metric and label names beyond the legacy character set.
 
     Registering the same definition again, in this process or any other, returns the same
     family; a conflicting one raises AlreadyExistsError. Label names are fixed per family;

@@ -84,16 +84,18 @@ def reduce_registry(registry):
     return (restore_registry,
             (type(registry), registry.heap, registry.prefix,
              registry._explicit_const_labels, registry.read_environment,
-             registry.max_children))
+             registry.max_children, registry.utf8_names))
 
 
-def restore_registry(cls, heap, prefix, const_labels, read_environment, max_children):
+def restore_registry(cls, heap, prefix, const_labels, read_environment, max_children,
+                     utf8_names=False):
     key = (os.getpid(), cls, heap.name, prefix, tuple(sorted(const_labels.items())),
-           read_environment, max_children)
+           read_environment, max_children, utf8_names)
     registry = _registries.get(key)
     if registry is None:
         registry = cls(heap, prefix=prefix, const_labels=const_labels,
-                       read_environment=read_environment, max_children=max_children)
+                       read_environment=read_environment, max_children=max_children,
+                       utf8_names=utf8_names)
         _registries[key] = registry
     return registry
 

@@ -289,21 +289,23 @@ void BindRegistry(py::module_& m) {
   py::class_<PyRegistry>(m, "RegistryBase")
       .def(py::init([](py::object heap, std::string prefix,
                        std::optional<std::map<std::string, std::string>> const_labels,
-                       bool read_environment, uint32_t max_children) {
+                       bool read_environment, uint32_t max_children, bool utf8_names) {
              auto r = std::make_unique<PyRegistry>();
              r->options = {
                  .prefix = std::move(prefix),
                  .const_labels = const_labels.value_or(std::map<std::string, std::string>{}),
                  .read_environment = read_environment,
                  .max_children = max_children};
+             r->options.utf8_names = utf8_names;
              r->registry = std::make_unique<Registry>(heap.cast<Heap>(), r->options);
              r->heap = std::move(heap);
              return r;
            }),
            py::arg("heap"), py::kw_only(), py::arg("prefix") = "",
            py::arg("const_labels") = py::none(), py::arg("read_environment") = true,
-           py::arg("max_children") = 10000)
+           py::arg("max_children") = 10000, py::arg("utf8_names") = false)
       .def_property_readonly("heap", [](const PyRegistry& r) { return r.heap; })
+      .def_property_readonly("utf8_names", [](const PyRegistry& r) { return r.options.utf8_names; })
       .def_property_readonly("prefix", [](const PyRegistry& r) { return r.options.prefix; })
       .def_property_readonly("const_labels",
                              [](const PyRegistry& r) { return r.registry->const_labels(); })
@@ -334,31 +336,38 @@ void BindRegistry(py::module_& m) {
 void BindExposition(py::module_& m) {
   m.def(
       "expose",
-      [](const Heap& heap, const std::string& format) {
-        const ExpositionFormat f = ParseFormat(format);
+      [](const Heap& heap, const std::string& format, bool created_samples, bool utf8_names) {
+        const ExposeOptions options{.format = ParseFormat(format),
+                                    .created_samples = created_samples,
+                                    .utf8_names = utf8_names};
         std::string text;
         {
           py::gil_scoped_release unlocked;
-          text = Expose(heap, f);
+          text = Expose(heap, options);
         }
         return py::bytes(text);
       },
-      py::arg("heap"), py::arg("format") = "openmetrics",
+      py::arg("heap"), py::arg("format") = "openmetrics", py::kw_only(),
+      py::arg("created_samples") = true, py::arg("utf8_names") = false,
       "One exposition of every family of the heap as bytes: 'openmetrics' (OpenMetrics 1.0.0), "
       "'prometheus' (the 0.0.4 text format) or 'protobuf' (delimited "
-      "io.prometheus.client.MetricFamily messages). On a writable heap it resets the maxima, as a "
-      "scrape does.");
+      "io.prometheus.client.MetricFamily messages). created_samples=False leaves out the "
+      "_created samples; utf8_names=True writes names outside the legacy set as they are "
+      "(quoted) instead of escaping them with underscores. On a writable heap it resets the "
+      "maxima, as a scrape does.");
 
   py::class_<PyExposer>(m, "HttpExposer", R"(The embedded HTTP endpoint of a master process.
 
 It serves GET/HEAD /metrics from a thread of its own (C++, never holding the GIL). Start it in
 the master after daemonizing and before forking; forked workers never serve it.)")
       .def(py::init([](std::vector<Heap> heaps, const std::string& address, uint16_t port,
-                       bool process_metrics, std::optional<std::string> web_config_file) {
+                       bool process_metrics, std::optional<std::string> web_config_file,
+                       bool created_samples) {
              HttpExposerOptions o;
              o.address = address;
              o.port = port;
              o.process_metrics = process_metrics;
+             o.created_samples = created_samples;
              if (web_config_file) o.web = LoadWebConfigFile(*web_config_file);
              auto e = std::make_unique<PyExposer>();
              py::gil_scoped_release unlocked;
@@ -367,7 +376,7 @@ the master after daemonizing and before forking; forked workers never serve it.)
            }),
            py::arg("heaps"), py::kw_only(), py::arg("address") = "127.0.0.1",
            py::arg("port") = 9464, py::arg("process_metrics") = true,
-           py::arg("web_config_file") = py::none())
+           py::arg("web_config_file") = py::none(), py::arg("created_samples") = true)
       .def_property_readonly("port",
                              [](const PyExposer& e) -> int {
                                if (!e.exposer) throw py::value_error("the exposer is closed");

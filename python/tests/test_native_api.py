@@ -569,6 +569,22 @@ def test_expose_formats(heap, registry):
         shmetrics.expose(heap, "protobuf-ish")
 
 
+def test_expose_options_created_and_utf8_names(heap):
+    r = shmetrics.Registry(heap, read_environment=False, utf8_names=True)
+    assert r.utf8_names
+    r.counter("http.requests", "Requests", ["url.path"]).labels("/").inc()
+    om = shmetrics.expose(heap)
+    assert b'http_requests_total{url_path="/"} 1' in om and b"_created" in om
+    assert b"_created" not in shmetrics.expose(heap, created_samples=False)
+    utf8 = shmetrics.expose(heap, utf8_names=True)
+    assert b'{"http.requests_total","url.path"="/"} 1' in utf8
+    with pytest.raises(ValueError):
+        shmetrics.Registry(heap, read_environment=False).counter("a.b", "Not legacy")
+    # The option travels with a pickled registry.
+    import pickle
+    assert pickle.loads(pickle.dumps(r)).utf8_names
+
+
 def test_read_only_heap(heap_name, heap, registry):
     registry.counter("c", "C").inc()
     ro = shmetrics.Heap.open(heap_name, read_only=True)

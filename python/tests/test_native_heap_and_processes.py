@@ -272,6 +272,17 @@ def test_http_exposer(heap, registry):
         exposer.port
 
 
+def test_http_exposer_leaves_out_created_samples_when_asked(heap, registry):
+    registry.counter("served", "Served").inc()
+    exposer = shmetrics.start_http_server(heap, port=0, created_samples=False)
+    try:
+        _, _, body = _get(f"http://127.0.0.1:{exposer.port}/metrics",
+                          {"Accept": "application/openmetrics-text"})
+        assert b"served_total 1" in body and b"_created" not in body
+    finally:
+        exposer.close()
+
+
 def test_forked_children_exit_normally_and_never_serve(heap_name, heap):
     # A program (not pytest, whose forked children would go on running tests) starts the
     # exposer, forks children that update the heap and leave through sys.exit, which tears the
