@@ -32,6 +32,12 @@ absl::Status ZlibError(const char* what, int code, const z_stream& z) {
 }  // namespace
 
 absl::StatusOr<std::string> GzipCompress(std::string_view input, int level) {
+  std::string out;
+  if (absl::Status s = GzipCompressTo(input, level, &out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status GzipCompressTo(std::string_view input, int level, std::string* out) {
   if (level < -1 || level > 9) {
     return absl::InvalidArgumentError(absl::StrCat("gzip level ", level, " is not in -1..9"));
   }
@@ -51,14 +57,14 @@ absl::StatusOr<std::string> GzipCompress(std::string_view input, int level) {
     cached.level = want;
     if (cached.c == nullptr) return absl::ResourceExhaustedError("gzip: out of memory");
   }
-  std::string out;
-  out.resize(libdeflate_gzip_compress_bound(cached.c, input.size()));
+  // resize, not assign: the bytes are overwritten, and a reused buffer keeps its capacity.
+  out->resize(libdeflate_gzip_compress_bound(cached.c, input.size()));
   const size_t n =
-      libdeflate_gzip_compress(cached.c, input.data(), input.size(), out.data(), out.size());
+      libdeflate_gzip_compress(cached.c, input.data(), input.size(), out->data(), out->size());
   // The bound is exact enough that 0 (no room) cannot happen; it would mean a libdeflate bug.
   if (n == 0) return absl::InternalError("gzip: compressed data exceeds libdeflate's bound");
-  out.resize(n);
-  return out;
+  out->resize(n);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> GzipDecompress(std::string_view input, size_t max_output) {
@@ -92,7 +98,17 @@ absl::StatusOr<std::string> GzipDecompress(std::string_view input, size_t max_ou
     z.avail_out = static_cast<uInt>(room);
     rc = inflate(&z, Z_NO_FLUSH);
     out_pos += room - z.avail_out;
-    if (rc == Z_STREAM_END) break;
+    if (rc == Z_STREAM_END) {
+      // Another member may follow (streamed bodies are one member per piece).
+      if (z.avail_in == 0 && in_pos == input.size()) break;
+      rc = inflateReset(&z);
+      if (rc != Z_OK) {
+        const absl::Status status = ZlibError("inflateReset", rc, z);
+        inflateEnd(&z);
+        return status;
+      }
+      continue;
+    }
     // Z_BUF_ERROR with input left means "needs more output room", which the loop provides;
     // with no input left it means the stream is truncated.
     const bool starved = z.avail_in == 0 && in_pos == input.size() && z.avail_out != 0;

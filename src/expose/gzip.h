@@ -26,9 +26,15 @@ inline constexpr int kGzipFastestLevel = 1;
 [[nodiscard]] absl::StatusOr<std::string> GzipCompress(std::string_view input,
                                                        int level = kGzipDefaultLevel);
 
-// Returns the decompressed contents of a gzip stream holding one member. Fails (InvalidArgument)
-// on corrupt, truncated or trailing data, and (ResourceExhausted) once the output would exceed
-// max_output bytes, so a small hostile input cannot make a huge allocation.
+// As GzipCompress, but writes the member to *out (replacing its contents, reusing its
+// capacity), so a streamed body can compress each piece as a member of its own without an
+// allocation per piece. Members concatenated are one valid gzip stream (RFC 1952 2.2), read
+// whole by zlib, Go's gzip reader (Prometheus) and Python's gzip module.
+[[nodiscard]] absl::Status GzipCompressTo(std::string_view input, int level, std::string* out);
+
+// Returns the decompressed contents of a gzip stream of one or more members. Fails
+// (InvalidArgument) on corrupt, truncated or trailing data, and (ResourceExhausted) once the output
+// would exceed max_output bytes, so a small hostile input cannot make a huge allocation.
 [[nodiscard]] absl::StatusOr<std::string> GzipDecompress(std::string_view input,
                                                          size_t max_output = size_t{1} << 30);
 
