@@ -38,8 +38,9 @@ namespace {
 // A streamed exposition is handed to the connection whenever this much text has piled up, at
 // the end of a series (or, for protobuf, of a family). It bounds a scrape's memory to about
 // 3 pieces (the one being written, the one waiting, the one being encoded) whatever the heap's
-// size, and is large enough that per-piece costs (a gzip member's header and its fresh
-// dictionary, a chunk header, a hand-off between threads) stay well under 1%.
+// size, and is large enough that per-piece costs (a chunk header, a hand-off between threads)
+// stay well under 1%. Compressed, a piece is whatever the deflate stream (one gzip member for
+// the whole body) has output for the text so far.
 constexpr size_t kPieceBytes = 256 << 10;
 
 // Thrown out of the collect walk when the connection gives up on the response.
@@ -119,30 +120,33 @@ struct HttpExposer::Impl {
   util::AnnotatedMutex collect_mu;
 
   // Runs on one of the server's scrape threads: walks the heaps and hands the exposition over
-  // in pieces, each its own gzip member when compressed.
+  // in pieces, as one gzip stream when compressed.
   absl::Status Produce(const expose::Negotiated& negotiated, const collect::CollectOptions& options,
                        bool gzip, const http::BodySink& sink) {
     std::string text;
     text.reserve(kPieceBytes + kPieceBytes / 4);
     std::string compressed;
+    std::optional<expose::GzipWriter> gz;
+    if (gzip) gz.emplace(expose::kGzipFastestLevel);
     absl::Status compress_status;
-    auto flush = [&] {
-      if (text.empty()) return;
-      bool ok;
-      if (gzip) {
-        compress_status = expose::GzipCompressTo(text, expose::kGzipFastestLevel, &compressed);
+    auto flush = [&](bool last) {
+      bool ok = true;
+      if (gz.has_value()) {
+        compress_status = gz->Write(text, &compressed);
+        if (compress_status.ok() && last) compress_status = gz->Finish(&compressed);
         if (!compress_status.ok()) throw Abandoned{};
         text.clear();
-        ok = sink(&compressed);
-      } else {
+        if (!compressed.empty()) ok = sink(&compressed);
+      } else if (!text.empty()) {
         ok = sink(&text);
       }
       if (!ok) throw Abandoned{};
     };
+    auto flush_piece = [&flush] { flush(/*last=*/false); };
     PieceEncoder enc(
         expose::MakeEncoder(negotiated.format, &text,
                             {.escaping = negotiated.escaping, .created = created_samples}),
-        &text, negotiated.format == expose::Format::kProtobuf, flush);
+        &text, negotiated.format == expose::Format::kProtobuf, flush_piece);
     try {
       absl::Status s;
       if (source.concurrent) {
@@ -153,7 +157,7 @@ struct HttpExposer::Impl {
       }
       if (!s.ok()) return absl::InternalError(absl::StrCat("cannot collect: ", s.message()));
       enc.Finish();
-      flush();
+      flush(/*last=*/true);
     } catch (const Abandoned&) {
       if (!compress_status.ok()) return compress_status;
       return absl::CancelledError("the client is gone");
