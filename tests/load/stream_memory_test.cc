@@ -331,7 +331,7 @@ TEST(StreamMemoryTest, StreamedGzipBodiesDecodeWithPythonAndCurl) {
     Heap heap = Heap::Create(name);
     {
       Registry registry(heap);
-      BuildMix(registry, 30000);  // a few MB of text: many chunks
+      BuildMix(registry, 100000);  // beyond the 4 MiB compressed whole: streamed
     }
     HttpExposer exposer(heap, {.port = 0});
     const std::string url = absl::StrCat("http://127.0.0.1:", exposer.port(), "/metrics");
