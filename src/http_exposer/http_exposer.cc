@@ -137,9 +137,15 @@ struct HttpExposer::Impl {
   // in pieces, as one gzip stream when compressed.
   absl::Status Produce(const expose::Negotiated& negotiated, const collect::CollectOptions& options,
                        bool gzip, const http::BodySink& sink) {
-    std::string text;
+    // A gzip'd body's text is never handed over (only its compressed copy is), so each scrape
+    // thread keeps that buffer between scrapes: allocated afresh, its 4-5 MiB were faulted in
+    // again by every scrape (2,000 page faults, a fifth of a 100,000-counter gzip scrape).
+    thread_local std::string gzip_text;
+    std::string plain_text;
+    std::string& text = gzip ? gzip_text : plain_text;
+    text.clear();
     size_t threshold = gzip ? kWholeGzipBytes : kPieceBytes;
-    text.reserve(kPieceBytes + kPieceBytes / 4);
+    text.reserve(gzip ? kWholeGzipBytes + kPieceBytes : kPieceBytes + kPieceBytes / 4);
     std::string compressed;
     std::optional<expose::GzipWriter> gz;
     absl::Status compress_status;
