@@ -28,9 +28,9 @@ inline constexpr int kGzipFastestLevel = 1;
                                                        int level = kGzipDefaultLevel);
 
 // As GzipCompress, but writes the member to *out (replacing its contents, reusing its
-// capacity), so a streamed body can compress each piece as a member of its own without an
-// allocation per piece. Members concatenated are one valid gzip stream (RFC 1952 2.2), read
-// whole by zlib, Go's gzip reader (Prometheus) and Python's gzip module.
+// capacity). Members concatenated are one valid gzip stream (RFC 1952 2.2), read whole by zlib,
+// Go's gzip reader (Prometheus) and Python's gzip module, but not by curl --compressed, which
+// stops after the first: a body is one member (see GzipWriter for one that is never whole).
 [[nodiscard]] absl::Status GzipCompressTo(std::string_view input, int level, std::string* out);
 
 // One gzip member written piece by piece (zlib's streaming deflate), for bodies that are never
