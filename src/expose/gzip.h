@@ -1,5 +1,5 @@
-// gzip (RFC 1952) compression of a response body (libdeflate), and the matching decompression
-// (zlib) for tests and tools that read what the endpoint served.
+// gzip (RFC 1952) compression of a response body (libdeflate whole, zlib streamed), and the
+// matching decompression (zlib) for tests and tools that read what the endpoint served.
 //
 // Thread safety: pure functions, safe from any thread.
 #ifndef SHMETRICS_SRC_EXPOSE_GZIP_H_
