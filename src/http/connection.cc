@@ -420,7 +420,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   // Streamed bodies. The producer runs on a scrape thread and hands pieces over through
   // handoff_; the session writes them from its strand, one at a time, under one write_timeout
-  // for the whole response (counted from now, so a wait in the scrape queue counts too). The
+  // for the whole response, counted from the producer's start: a wait in the scrape queue is
+  // bounded by the responses ahead, each bounded by its own write_timeout. The
   // header goes out with the first piece only when a second one follows or the producer ends:
   // a body of one piece gets Content-Length, and an error before anything went out is a 500.
   void StartStream(Response response) {
@@ -451,12 +452,16 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     stream_head_.stream = nullptr;
     headers_sent_ = false;
     writing_ = false;
-    ArmDeadline(options_.write_timeout);
     asio::post(*server_->scrape,
                [self = this->shared_from_this(), executor = stream_.get_executor(),
                 handoff = handoff_, producer = std::move(producer)] {
                  absl::Status status;
                  if (!handoff->cancelled()) {
+                   asio::post(executor, [self] {
+                     if (self->handoff_ != nullptr) {
+                       self->ArmDeadline(self->options_.write_timeout);
+                     }
+                   });
                    const BodySink sink = [&handoff, &executor, &self](std::string* piece) {
                      bool wake = false;
                      const bool ok = handoff->Put(piece, &wake);

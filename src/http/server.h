@@ -80,7 +80,8 @@ struct ServerOptions {
   // Default: 30 s
   std::chrono::milliseconds idle_timeout{30000};
 
-  // The whole response must be written within this time, or the connection is dropped.
+  // The whole response must be written within this time, or the connection is dropped. For a
+  // streamed body the time counts from its producer's start, not from a wait for a scrape thread.
   // REQUIRES: write_timeout > 0
   // Default: 30 s
   std::chrono::milliseconds write_timeout{30000};
