@@ -153,7 +153,12 @@ class LoopbackClient {
     const std::string_view head(buf_.data(), header_end);
     if (head.substr(0, 12) != "HTTP/1.1 200") throw std::runtime_error(std::string(head));
     const size_t cl = head.find("Content-Length: ");
-    if (cl == std::string_view::npos) throw std::runtime_error("no Content-Length");
+    if (cl == std::string_view::npos) {
+      if (head.find("Transfer-Encoding: chunked") == std::string_view::npos) {
+        throw std::runtime_error("neither Content-Length nor chunked");
+      }
+      return ReadChunked(header_end + 4);
+    }
     size_t length = 0;
     std::from_chars(head.data() + cl + 16, head.data() + head.size(), length);
     const size_t total = header_end + 4 + length;
@@ -163,6 +168,25 @@ class LoopbackClient {
   }
 
  private:
+  // Reads a chunked body starting at buf_[pos]; returns its size. Consumed input is dropped as
+  // it goes, as a streaming client's would be.
+  size_t ReadChunked(size_t pos) {
+    size_t body = 0;
+    for (;;) {
+      size_t eol;
+      while ((eol = buf_.find("\r\n", pos)) == std::string::npos) Read();
+      size_t size = 0;
+      std::from_chars(buf_.data() + pos, buf_.data() + eol, size, 16);
+      pos = eol + 2;
+      while (buf_.size() < pos + size + 2) Read();
+      pos += size + 2;
+      body += size;
+      buf_.erase(0, pos);
+      pos = 0;
+      if (size == 0) return body;
+    }
+  }
+
   void Connect() {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};

@@ -14,7 +14,7 @@
 namespace shmetrics::expose {
 namespace {
 
-// windowBits 15 (the largest window) plus 16 asks zlib (which decompresses) for a gzip header and
+// windowBits 15 (the largest window) plus 16 asks zlib for a gzip header and
 // trailer instead of the zlib wrapper.
 constexpr int kGzipWindowBits = 15 + 16;
 
@@ -32,6 +32,12 @@ absl::Status ZlibError(const char* what, int code, const z_stream& z) {
 }  // namespace
 
 absl::StatusOr<std::string> GzipCompress(std::string_view input, int level) {
+  std::string out;
+  if (absl::Status s = GzipCompressTo(input, level, &out); !s.ok()) return s;
+  return out;
+}
+
+absl::Status GzipCompressTo(std::string_view input, int level, std::string* out) {
   if (level < -1 || level > 9) {
     return absl::InvalidArgumentError(absl::StrCat("gzip level ", level, " is not in -1..9"));
   }
@@ -51,14 +57,77 @@ absl::StatusOr<std::string> GzipCompress(std::string_view input, int level) {
     cached.level = want;
     if (cached.c == nullptr) return absl::ResourceExhaustedError("gzip: out of memory");
   }
-  std::string out;
-  out.resize(libdeflate_gzip_compress_bound(cached.c, input.size()));
+  // resize, not assign: the bytes are overwritten, and a reused buffer keeps its capacity.
+  out->resize(libdeflate_gzip_compress_bound(cached.c, input.size()));
   const size_t n =
-      libdeflate_gzip_compress(cached.c, input.data(), input.size(), out.data(), out.size());
+      libdeflate_gzip_compress(cached.c, input.data(), input.size(), out->data(), out->size());
   // The bound is exact enough that 0 (no room) cannot happen; it would mean a libdeflate bug.
   if (n == 0) return absl::InternalError("gzip: compressed data exceeds libdeflate's bound");
-  out.resize(n);
-  return out;
+  out->resize(n);
+  return absl::OkStatus();
+}
+
+struct GzipWriter::State {
+  z_stream z{};
+  bool initialized = false;
+};
+
+GzipWriter::GzipWriter(int level) : state_(std::make_unique<State>()) {
+  if (level < -1 || level > 9) {
+    status_ = absl::InvalidArgumentError(absl::StrCat("gzip level ", level, " is not in -1..9"));
+    return;
+  }
+  // memLevel 8 (zlib's default): about 256 KiB of state.
+  const int rc =
+      deflateInit2(&state_->z, level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY);
+  if (rc != Z_OK) {
+    status_ = ZlibError("deflateInit2", rc, state_->z);
+    return;
+  }
+  state_->initialized = true;
+}
+
+GzipWriter::~GzipWriter() {
+  if (state_->initialized) deflateEnd(&state_->z);
+}
+
+absl::Status GzipWriter::Write(std::string_view input, std::string* out) {
+  return Deflate(input, Z_NO_FLUSH, out);
+}
+
+absl::Status GzipWriter::Finish(std::string* out) { return Deflate({}, Z_FINISH, out); }
+
+absl::Status GzipWriter::Deflate(std::string_view input, int flush, std::string* out) {
+  if (!status_.ok()) return status_;
+  z_stream& z = state_->z;
+  size_t in_pos = 0;
+  for (;;) {
+    if (z.avail_in == 0 && in_pos < input.size()) {
+      const size_t chunk = std::min(kMaxChunk, input.size() - in_pos);
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
+      z.avail_in = static_cast<uInt>(chunk);
+      in_pos += chunk;
+    }
+    // Text compresses 5-10x at level 1; a quarter of the input plus some room is rarely
+    // outgrown, and the loop grows it when it is.
+    const size_t used = out->size();
+    const size_t room = std::min(kMaxChunk, std::max<size_t>(input.size() / 4, 16384));
+    out->resize(used + room);
+    z.next_out = reinterpret_cast<Bytef*>(out->data() + used);
+    z.avail_out = static_cast<uInt>(room);
+    const bool last_input = in_pos == input.size();
+    const int rc = deflate(&z, last_input ? flush : Z_NO_FLUSH);
+    out->resize(used + room - z.avail_out);
+    if (rc == Z_STREAM_END) return absl::OkStatus();
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      status_ = ZlibError("deflate", rc, z);
+      return status_;
+    }
+    // Done with this input once zlib took all of it and had output room to spare.
+    if (last_input && z.avail_in == 0 && z.avail_out != 0 && flush == Z_NO_FLUSH) {
+      return absl::OkStatus();
+    }
+  }
 }
 
 absl::StatusOr<std::string> GzipDecompress(std::string_view input, size_t max_output) {
@@ -92,7 +161,17 @@ absl::StatusOr<std::string> GzipDecompress(std::string_view input, size_t max_ou
     z.avail_out = static_cast<uInt>(room);
     rc = inflate(&z, Z_NO_FLUSH);
     out_pos += room - z.avail_out;
-    if (rc == Z_STREAM_END) break;
+    if (rc == Z_STREAM_END) {
+      // Another member may follow (streamed bodies are one member per piece).
+      if (z.avail_in == 0 && in_pos == input.size()) break;
+      rc = inflateReset(&z);
+      if (rc != Z_OK) {
+        const absl::Status status = ZlibError("inflateReset", rc, z);
+        inflateEnd(&z);
+        return status;
+      }
+      continue;
+    }
     // Z_BUF_ERROR with input left means "needs more output room", which the loop provides;
     // with no input left it means the stream is truncated.
     const bool starved = z.avail_in == 0 && in_pos == input.size() && z.avail_out != 0;

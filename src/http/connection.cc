@@ -11,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string_view>
 #include <type_traits>
@@ -26,6 +27,83 @@
 #include "boost/beast/ssl/ssl_stream.hpp"
 
 namespace shmetrics::http {
+
+bool StreamHandoff::Put(std::string* piece, bool* wake) {
+  util::Locked lock(mu_);
+  while (unsent_ >= kMaxUnsent && !cancelled_) cv_.wait(mu_);
+  *wake = false;
+  if (cancelled_) return false;
+  ready_.push_back(std::move(*piece));
+  ++unsent_;
+  piece->clear();
+  if (!spare_.empty()) {
+    piece->swap(spare_.back());
+    spare_.pop_back();
+  }
+  if (++puts_ > 1 && !wake_posted_) *wake = wake_posted_ = true;
+  return true;
+}
+
+bool StreamHandoff::Finish(absl::Status status) {
+  util::Locked lock(mu_);
+  finished_ = true;
+  status_ = std::move(status);
+  if (wake_posted_) return false;
+  wake_posted_ = true;
+  return true;
+}
+
+bool StreamHandoff::cancelled() {
+  util::Locked lock(mu_);
+  return cancelled_;
+}
+
+bool StreamHandoff::Take(std::string* piece, bool* finished, absl::Status* status) {
+  util::Locked lock(mu_);
+  wake_posted_ = false;
+  const bool have = !ready_.empty();
+  if (have) {
+    *piece = std::move(ready_.front());
+    ready_.pop_front();
+  }
+  *finished = finished_ && ready_.empty();
+  if (*finished) *status = status_;
+  return have;
+}
+
+void StreamHandoff::Written(std::string buffer) {
+  util::Locked lock(mu_);
+  --unsent_;
+  if (spare_.size() < kMaxUnsent) {
+    buffer.clear();
+    spare_.push_back(std::move(buffer));
+  }
+  cv_.notify_all();
+}
+
+void StreamHandoff::Cancel() {
+  util::Locked lock(mu_);
+  cancelled_ = true;
+  cv_.notify_all();
+}
+
+void SharedState::Register(StreamHandoff* h) {
+  util::Locked lock(streams_mu_);
+  streams_.insert(h);
+  if (streams_stopped_) h->Cancel();
+}
+
+void SharedState::Unregister(StreamHandoff* h) {
+  util::Locked lock(streams_mu_);
+  streams_.erase(h);
+}
+
+void SharedState::StopStreams() {
+  util::Locked lock(streams_mu_);
+  streams_stopped_ = true;
+  for (StreamHandoff* h : streams_) h->Cancel();
+}
+
 namespace {
 
 namespace asio = boost::asio;
@@ -50,6 +128,14 @@ constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
 // rejections into a loop that takes the io thread from the scrapes (50 such clients multiplied
 // a scrape's latency by 15). The connection stays open.
 constexpr std::chrono::milliseconds kBusyPause{1000};
+Response ScrapesBusy() {
+  Response r{.status = 503,
+             .content_type = "text/plain; charset=utf-8",
+             .body = "Too many scrapes at once\n"};
+  r.extra_headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
 Response VerifiersBusy() {
   Response r{.status = 503,
              .content_type = "text/plain; charset=utf-8",
@@ -166,6 +252,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       // A re-arm may have raced with this expiry; only a deadline that has really passed counts.
       if (self->timer_.expiry() > asio::steady_timer::clock_type::now()) return;
       self->timed_out_ = true;
+      if (self->handoff_ != nullptr) self->handoff_->Cancel();
       self->ShutdownSocket();
     });
   }
@@ -318,6 +405,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Answer(Response response) {
     const auto& msg = parser_->get();
+    if (response.stream) {
+      const int status = response.status;
+      if (status != 204 && status != 304 && !request_.head) return StartStream(std::move(response));
+      response.stream = nullptr;
+      if (request_.head) return AnswerHeadOfStream(std::move(response));
+    }
     PrepareResponse(std::move(response), request_.head, msg.version(), msg.keep_alive());
     // The parser's storage backs `request_`; it is not needed any more.
     request_ = {};
@@ -325,23 +418,218 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Write(/*close_after=*/!response_.keep_alive());
   }
 
-  void PrepareResponse(Response response, bool head, unsigned version, bool keep_alive) {
-    response_ = {};
-    response_.version(version);
+  // Streamed bodies. The producer runs on a scrape thread and hands pieces over through
+  // handoff_; the session writes them from its strand, one at a time, under one write_timeout
+  // for the whole response, counted from the producer's start: a wait in the scrape queue is
+  // bounded by the responses ahead, each bounded by its own write_timeout. The
+  // header goes out with the first piece only when a second one follows or the producer ends:
+  // a body of one piece gets Content-Length, and an error before anything went out is a 500.
+  void StartStream(Response response) {
+    const auto& msg = parser_->get();
+    stream_version_ = msg.version();
+    stream_keep_alive_ = msg.keep_alive() && stream_version_ >= 11;
+    request_ = {};
+    parser_.reset();
+    if (server_->pending_scrapes.fetch_add(1, std::memory_order_relaxed) >=
+        server_->max_pending_scrapes) {
+      server_->pending_scrapes.fetch_sub(1, std::memory_order_relaxed);
+      PrepareResponse(ScrapesBusy(), false, stream_version_, stream_keep_alive_);
+      return Write(/*close_after=*/!response_.keep_alive());
+    }
+    SharedState* server = server_;
+    handoff_ = std::shared_ptr<StreamHandoff>(new StreamHandoff, [server](StreamHandoff* h) {
+      server->Unregister(h);
+      delete h;
+    });
+    server_->Register(handoff_.get());
+    // The body goes out in several writes, the header and the final chunk small ones: with
+    // Nagle's algorithm each small write after a large one waits for the client's delayed ACK
+    // (40 ms on Linux), which more than doubled a 4 MB scrape's latency.
+    error_code ignored;
+    Socket().set_option(tcp::no_delay(true), ignored);
+    stream_head_ = std::move(response);
+    BodyProducer producer = std::move(stream_head_.stream);
+    stream_head_.stream = nullptr;
+    headers_sent_ = false;
+    writing_ = false;
+    asio::post(*server_->scrape,
+               [self = this->shared_from_this(), executor = stream_.get_executor(),
+                handoff = handoff_, producer = std::move(producer)] {
+                 absl::Status status;
+                 if (!handoff->cancelled()) {
+                   asio::post(executor, [self] {
+                     if (self->handoff_ != nullptr) {
+                       self->ArmDeadline(self->options_.write_timeout);
+                     }
+                   });
+                   const BodySink sink = [&handoff, &executor, &self](std::string* piece) {
+                     bool wake = false;
+                     const bool ok = handoff->Put(piece, &wake);
+                     if (wake) asio::post(executor, [self] { self->Pump(); });
+                     return ok;
+                   };
+                   try {
+                     status = producer(sink);
+                   } catch (const std::exception& e) {
+                     status = absl::InternalError(e.what());
+                   } catch (...) {
+                     status = absl::InternalError("the body's producer failed");
+                   }
+                 } else {
+                   status = absl::CancelledError("the response was abandoned");
+                 }
+                 self->server_->pending_scrapes.fetch_sub(1, std::memory_order_relaxed);
+                 if (handoff->Finish(std::move(status))) {
+                   // The session moves on with the completion, so it is never destroyed on this
+                   // thread.
+                   asio::post(executor, [self = std::move(self)] { self->Pump(); });
+                 } else {
+                   asio::post(executor, [self = std::move(self)] {});
+                 }
+               });
+  }
+
+  // Runs on the strand whenever the producer has news, and after each piece is written.
+  void Pump() {
+    if (handoff_ == nullptr || writing_) return;
+    if (timed_out_ || handoff_->cancelled()) return Close();
+    bool finished = false;
+    absl::Status status;
+    const bool have = handoff_->Take(&piece_, &finished, &status);
+    if (!headers_sent_) {
+      if (finished && !status.ok()) {
+        EndStream();
+        PrepareResponse(Response{.status = 500,
+                                 .content_type = "text/plain; charset=utf-8",
+                                 .body = absl::StrCat(status.message(), "\n")},
+                        false, stream_version_, stream_keep_alive_);
+        return Write(/*close_after=*/!response_.keep_alive());
+      }
+      if (finished) {
+        Response whole = std::move(stream_head_);
+        whole.body = std::move(piece_);
+        EndStream();
+        PrepareResponse(std::move(whole), false, stream_version_, stream_keep_alive_);
+        return Write(/*close_after=*/!response_.keep_alive());
+      }
+      if (!have) return;  // the next wake brings more
+      return WriteStreamHeader();
+    }
+    if (have) return WriteStreamPiece();
+    if (!finished) return;
+    if (!status.ok()) return Abort();
+    if (!chunked_) {
+      EndStream();
+      return LingerClose();
+    }
+    writing_ = true;
+    asio::async_write(stream_, bhttp::make_chunk_last(),
+                      [self = this->shared_from_this()](const error_code& ec, size_t) {
+                        self->writing_ = false;
+                        self->EndStream();
+                        self->OnWrite(ec, /*close_after=*/!self->stream_keep_alive_);
+                      });
+  }
+
+  void WriteStreamHeader() {
+    chunked_ = stream_version_ >= 11;
+    stream_res_.emplace();
+    FillHeader(*stream_res_, stream_head_, stream_version_);
+    if (chunked_) {
+      stream_res_->chunked(true);
+    } else {
+      // HTTP/1.0 has no chunks: the body ends where the connection does.
+      stream_keep_alive_ = false;
+    }
+    stream_res_->keep_alive(stream_keep_alive_);
+    stream_sr_.emplace(*stream_res_);
+    headers_sent_ = true;
+    writing_ = true;
+    bhttp::async_write_header(stream_, *stream_sr_,
+                              [self = this->shared_from_this()](const error_code& ec, size_t) {
+                                self->writing_ = false;
+                                if (ec || self->timed_out_) return self->Close();
+                                self->WriteStreamPiece();
+                              });
+  }
+
+  void WriteStreamPiece() {
+    writing_ = true;
+    auto done = [self = this->shared_from_this()](const error_code& ec, size_t) {
+      self->writing_ = false;
+      if (ec || self->timed_out_) return self->Close();
+      self->handoff_->Written(std::move(self->piece_));
+      self->piece_ = std::string();
+      self->Pump();
+    };
+    if (chunked_) {
+      asio::async_write(stream_, bhttp::make_chunk(asio::buffer(piece_)), std::move(done));
+    } else {
+      asio::async_write(stream_, asio::buffer(piece_), std::move(done));
+    }
+  }
+
+  // A HEAD answered with the header a GET would get (chunked, no length), and no producer run.
+  void AnswerHeadOfStream(Response response) {
+    const auto& msg = parser_->get();
+    stream_version_ = msg.version();
+    stream_keep_alive_ = msg.keep_alive();
+    request_ = {};
+    parser_.reset();
+    stream_res_.emplace();
+    FillHeader(*stream_res_, response, stream_version_);
+    if (stream_version_ >= 11) stream_res_->chunked(true);
+    stream_res_->keep_alive(stream_keep_alive_);
+    stream_sr_.emplace(*stream_res_);
+    ArmDeadline(options_.write_timeout);
+    bhttp::async_write_header(stream_, *stream_sr_,
+                              [self = this->shared_from_this()](const error_code& ec, size_t) {
+                                self->stream_sr_.reset();
+                                self->stream_res_.reset();
+                                self->OnWrite(ec, /*close_after=*/!self->stream_keep_alive_);
+                              });
+  }
+
+  void EndStream() {
+    if (handoff_ != nullptr) handoff_->Cancel();
+    handoff_.reset();
+    stream_sr_.reset();
+    stream_res_.reset();
+    stream_head_ = {};
+    piece_ = std::string();
+  }
+
+  // The body cannot be completed: reset the connection (no final chunk, no clean close), so
+  // the client cannot take what it got for the whole body.
+  void Abort() {
+    EndStream();
+    error_code ignored;
+    Socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    Close();
+  }
+
+  static void FillHeader(bhttp::response_header<>& h, const Response& response, unsigned version) {
+    h.version(version);
     int status = response.status;
     if (status < 200 || status > 599) status = 500;
-    response_.result(static_cast<unsigned>(status));
+    h.result(static_cast<unsigned>(status));
     if (!response.content_type.empty() && IsValidFieldValue(response.content_type)) {
-      response_.set(bhttp::field::content_type, response.content_type);
+      h.set(bhttp::field::content_type, response.content_type);
     }
     if (!response.content_encoding.empty() && IsValidFieldValue(response.content_encoding)) {
-      response_.set(bhttp::field::content_encoding, response.content_encoding);
+      h.set(bhttp::field::content_encoding, response.content_encoding);
     }
     for (const auto& [name, value] : response.extra_headers) {
       if (IsValidFieldName(name) && IsValidFieldValue(value) && !IsFramingField(name)) {
-        response_.insert(name, value);
+        h.insert(name, value);
       }
     }
+  }
+
+  void PrepareResponse(Response response, bool head, unsigned version, bool keep_alive) {
+    response_ = {};
+    FillHeader(response_, response, version);
+    const unsigned status = response_.result_int();
     if (status == 204 || status == 304) {
       // No body may follow these, and 204 must not announce a length.
       if (status == 304) response_.content_length(response.body.size());
@@ -427,6 +715,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void Close() {
+    EndStream();
     DisarmDeadline();
     CloseSocket();
   }
@@ -465,6 +754,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   Request request_;  // the current request, pointing into parser_, until it is answered
   bhttp::response<bhttp::string_body> response_;  // kept here while async_write runs
+  // The streamed response being sent, if any.
+  std::shared_ptr<StreamHandoff> handoff_;
+  Response stream_head_;  // its status and header fields
+  std::optional<bhttp::response<bhttp::empty_body>> stream_res_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> stream_sr_;
+  std::string piece_;  // being written
+  unsigned stream_version_ = 11;
+  bool stream_keep_alive_ = false;
+  bool chunked_ = false;
+  bool headers_sent_ = false;
+  bool writing_ = false;
   bool timed_out_ = false;
   size_t header_bytes_ = 0;  // consumed by the parser for the current request's header
   size_t drained_ = 0;

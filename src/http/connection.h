@@ -5,17 +5,57 @@
 #define SHMETRICS_SRC_HTTP_CONNECTION_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <memory>
+#include <set>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/ssl/context.hpp"
 #include "http/basic_auth.h"
 #include "http/server.h"
+#include "util/annotated_mutex.h"
 
 namespace shmetrics::http {
+
+// The hand-off of one streamed body between its producer (on a scrape thread) and its session
+// (on the session's strand): at most kMaxUnsent pieces are produced and not yet written.
+class StreamHandoff {
+ public:
+  static constexpr size_t kMaxUnsent = 2;
+
+  // Producer side. Put blocks while kMaxUnsent pieces are unsent; false once cancelled. *wake is
+  // set when the session must be told (posted by the caller, outside the lock). The first
+  // piece alone wakes nobody, so a body of one piece is seen whole and sent with its length.
+  bool Put(std::string* piece, bool* wake);
+  // Records the producer's result; returns whether the session must be told.
+  bool Finish(absl::Status status);
+  bool cancelled();
+
+  // Session side. Take moves out the next piece if any; *finished says the producer is done
+  // and nothing is left after it, with *status its result. Clears the pending wake.
+  bool Take(std::string* piece, bool* finished, absl::Status* status);
+  // A piece went out: room for the producer, and its buffer back for reuse.
+  void Written(std::string buffer);
+  void Cancel();
+
+ private:
+  util::AnnotatedMutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> spare_ ABSL_GUARDED_BY(mu_);
+  size_t unsent_ ABSL_GUARDED_BY(mu_) = 0;  // ready_ plus the piece being written
+  size_t puts_ ABSL_GUARDED_BY(mu_) = 0;
+  bool wake_posted_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
 
 // What sessions need from the server. Lives in Server::Impl, which outlives every session.
 struct SharedState {
@@ -37,6 +77,23 @@ struct SharedState {
   // them answers 503 instead of queueing another.
   std::atomic<size_t> pending_verifications{0};
   size_t max_pending_verifications = 0;
+
+  // The scrape threads' context, where streamed bodies are produced, and the bound on the
+  // streamed responses waiting or running there.
+  boost::asio::io_context* scrape = nullptr;
+  std::atomic<size_t> pending_scrapes{0};
+  size_t max_pending_scrapes = 0;
+
+  // Every live hand-off, so Stop can cancel them all: producers then return at their next
+  // piece instead of waiting for sessions that will never run again.
+  void Register(StreamHandoff* h);
+  void Unregister(StreamHandoff* h);
+  void StopStreams();
+
+ private:
+  util::AnnotatedMutex streams_mu_;
+  std::set<StreamHandoff*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool streams_stopped_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 // Serves the accepted `socket` until the connection ends: under TLS when state->tls is set,

@@ -55,6 +55,10 @@ constexpr std::chrono::milliseconds kAcceptRetry{50};
 // gets 503 at once instead of queueing without bound.
 constexpr size_t kPendingVerificationsPerThread = 8;
 
+// Streamed responses waiting or running at once, per scrape thread. Each holds at most a few
+// pieces (a few hundred KiB each) while it waits, so the bound is also one on their memory.
+constexpr size_t kPendingScrapesPerThread = 8;
+
 // Verifier threads: at most half the cores, so that verification never takes the whole machine
 // from the io threads (and from the application), and at most 2, because the cache makes
 // hashing rare for scrapers that know their password. At least 1.
@@ -128,6 +132,9 @@ absl::Status BindError(const char* what, const std::string& endpoint, const erro
 
 absl::Status ValidateOptions(const ServerOptions& o) {
   if (o.threads < 1) return absl::InvalidArgumentError("ServerOptions.threads must be >= 1");
+  if (o.scrape_threads < 1) {
+    return absl::InvalidArgumentError("ServerOptions.scrape_threads must be >= 1");
+  }
   if (o.read_timeout.count() <= 0 || o.idle_timeout.count() <= 0 || o.write_timeout.count() <= 0) {
     return absl::InvalidArgumentError("ServerOptions timeouts must be positive");
   }
@@ -192,11 +199,16 @@ class Server::Impl {
   // hold sessions, whose sockets belong to ioc_, so it goes first.
   std::unique_ptr<asio::io_context> verifier_;
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> verifier_work_;
+  // The scrape threads' context, where streamed bodies are produced; like the verifiers', its
+  // queued handlers hold sessions.
+  std::unique_ptr<asio::io_context> scrape_;
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> scrape_work_;
   absl::Mutex stop_mu_;
   // Filled by Run and emptied by Stop, both under stop_mu_, so a handler that wrongly calls
   // Stop while Run is still starting threads waits instead of racing on the vector.
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(stop_mu_);
   std::vector<std::thread> verifier_threads_ ABSL_GUARDED_BY(stop_mu_);
+  std::vector<std::thread> scrape_threads_ ABSL_GUARDED_BY(stop_mu_);
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 };
 
@@ -283,7 +295,25 @@ void Server::Impl::Run() {
   // Start returns once every io and verifier thread runs. A pre-fork master forks right after
   // starting the exposer; a thread still being set up then (allocating its stack, its TLS, the
   // sanitizers' per-thread state) is the one moment a child could inherit a lock held by it.
-  absl::BlockingCounter running(options_.threads + verifiers);
+  absl::BlockingCounter running(options_.threads + verifiers + options_.scrape_threads);
+  scrape_ = std::make_unique<asio::io_context>(options_.scrape_threads);
+  state_.scrape = scrape_.get();
+  state_.max_pending_scrapes = kPendingScrapesPerThread * options_.scrape_threads;
+  scrape_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      scrape_->get_executor());
+  for (int i = 0; i < options_.scrape_threads; ++i) {
+    scrape_threads_.emplace_back([this, &running] {
+      running.DecrementCount();
+      // Producers' exceptions are caught around them; this only keeps the thread alive.
+      for (;;) {
+        try {
+          scrape_->run();
+          return;
+        } catch (...) {
+        }
+      }
+    });
+  }
   if (verifier_ != nullptr) {
     verifier_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
         verifier_->get_executor());
@@ -378,6 +408,9 @@ void Server::Impl::LeakAfterFork() {
   // the fork, and the child has only the calling thread.
   new std::vector<std::thread>(std::move(threads_));
   new std::vector<std::thread>(std::move(verifier_threads_));
+  new std::vector<std::thread>(std::move(scrape_threads_));
+  (void)scrape_work_.release();
+  (void)scrape_.release();
   (void)verifier_work_.release();
   (void)verifier_.release();
   (void)work_.release();
@@ -398,10 +431,16 @@ void Server::Impl::Stop() {
   if (ioc_ == nullptr) return;  // Listen failed before anything ran.
   ioc_->stop();
   if (verifier_ != nullptr) verifier_->stop();
+  // Producers waiting for room to hand over a piece give up, and running ones stop at their
+  // next piece, so the scrape threads can be joined.
+  state_.StopStreams();
+  if (scrape_ != nullptr) scrape_->stop();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   for (std::thread& t : verifier_threads_) t.join();
   verifier_threads_.clear();
+  for (std::thread& t : scrape_threads_) t.join();
+  scrape_threads_.clear();
   if (acceptor_ != nullptr && acceptor_->is_open()) {
     // Out of the list and closed under its lock, so a fork meanwhile never closes a descriptor
     // number that has been reused.
@@ -421,6 +460,9 @@ void Server::Impl::Stop() {
   verifier_work_.reset();
   state_.verifier = nullptr;
   verifier_.reset();
+  scrape_work_.reset();
+  state_.scrape = nullptr;
+  scrape_.reset();
   // Destroys the handlers still queued, and with them every Session (which closes its socket).
   ioc_.reset();
 }

@@ -8,8 +8,9 @@
 //
 // Thread safety: Start, port, endpoint and Stop may be called from any thread, except that
 // Stop (and the destructor) must not be called from inside the handler. The handler runs on the
-// server's io threads, concurrently with itself when options.threads > 1. Password hashes are
-// verified on the server's verifier threads.
+// server's io threads, concurrently with itself when options.threads > 1. A streamed body's
+// producer (Response::stream) runs on the server's scrape threads, concurrently with other
+// producers. Password hashes are verified on the server's verifier threads.
 //
 // Process safety (fork): the server's threads (io and verifier) exist only in the process that
 // called Start. A child forked while the server runs must not use it; it may simply ignore it and
@@ -46,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace shmetrics::http {
@@ -78,7 +80,8 @@ struct ServerOptions {
   // Default: 30 s
   std::chrono::milliseconds idle_timeout{30000};
 
-  // The whole response must be written within this time, or the connection is dropped.
+  // The whole response must be written within this time, or the connection is dropped. For a
+  // streamed body the time counts from its producer's start, not from a wait for a scrape thread.
   // REQUIRES: write_timeout > 0
   // Default: 30 s
   std::chrono::milliseconds write_timeout{30000};
@@ -115,6 +118,13 @@ struct ServerOptions {
   // Default: 512
   size_t max_connections = 512;
 
+  // Threads that run streamed bodies' producers (Response::stream), so a long exposition never
+  // holds an io thread. At most 8 streamed responses per scrape thread wait or run at once; a
+  // request beyond that gets 503 "Too many scrapes at once" (with Retry-After: 1).
+  // REQUIRES: scrape_threads >= 1
+  // Default: 2
+  int scrape_threads = 2;
+
   // Basic authentication (see basic_auth.h): user -> crypt hash. Non-empty: every request must
   // carry the credentials of one of these users, or gets 401 without reaching the handler.
   // Password hashes are verified off the io threads, on min(2, cores / 2) (at least 1) verifier
@@ -140,6 +150,20 @@ struct Request {
   bool head = false;  // method is HEAD: the server will send the headers only
 };
 
+// How a streamed body's producer hands the server its next piece: the server takes *piece's
+// contents (leaving *piece empty, possibly with the capacity of a piece already sent, to reuse)
+// and returns true, or returns false once the response cannot go on (the client is gone or too
+// slow for write_timeout, or the server is stopping): the producer should then return at once.
+// It blocks while 2 pieces of the response are still unsent, so a slow client slows its producer
+// instead of growing memory. Called only from the producer's thread.
+using BodySink = std::function<bool(std::string* piece)>;
+
+// Writes a whole body through the sink, in pieces of any size (a few hundred KiB keeps both
+// memory and per-piece costs small). An error returned before the server sent anything becomes
+// a 500 carrying its message; after that, the connection is reset, without the final chunk, so
+// the client sees a truncated body rather than a short one that looks complete.
+using BodyProducer = std::function<absl::Status(const BodySink& sink)>;
+
 // What the handler answers. The server adds Content-Length and Connection itself.
 // (Members carry `{}` initializers so designated initializers such as
 // `Response{.status = 404, .body = "..."}` build under -Wextra -Werror, where GCC would
@@ -151,6 +175,11 @@ struct Response {
   std::string content_encoding{};  // omitted when empty, e.g. "gzip"
   std::string body{};              // not sent for HEAD, 204 and 304; its size is still announced
                                    // as Content-Length for HEAD
+  // Set instead of body: the body is produced on a scrape thread, piece by piece, and sent as it
+  // comes. A body of at most one piece is sent with Content-Length like `body`; a longer one with
+  // chunked transfer encoding (HTTP/1.1) or, to an HTTP/1.0 client, delimited by the close of
+  // the connection. HEAD (and 204, 304) runs no producer and announces no length.
+  BodyProducer stream{};
   // More header fields, e.g. {"Allow", "GET, HEAD"}. Fields that carry framing
   // (Content-Length, Transfer-Encoding, Connection, Keep-Alive) and fields with invalid names or
   // values (CR, LF, NUL) are dropped rather than sent.

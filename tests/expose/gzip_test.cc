@@ -89,6 +89,25 @@ TEST(GzipTest, DecompressRejectsCorruptTruncatedAndTrailingData) {
   EXPECT_EQ(GzipDecompress(*gz + "x").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A streamed body is one member per piece; the members concatenated are one gzip stream.
+TEST(GzipTest, MembersConcatenatedDecompressWhole) {
+  std::string whole, stream, member;
+  for (int i = 0; i < 5; ++i) {
+    const std::string piece = std::string(1000 * (i + 1), static_cast<char>('a' + i)) + "\n";
+    whole += piece;
+    ASSERT_TRUE(GzipCompressTo(piece, kGzipFastestLevel, &member).ok());
+    stream += member;
+  }
+  ASSERT_TRUE(GzipCompressTo("", kGzipFastestLevel, &member).ok());  // an empty member too
+  stream += member;
+  const absl::StatusOr<std::string> out = GzipDecompress(stream);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, whole);
+  // A second member cut short is still truncated data.
+  EXPECT_EQ(GzipDecompress(std::string_view(stream).substr(0, stream.size() - 3)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(GzipTest, DecompressStopsAtTheOutputLimit) {
   // 64 MiB of zeros compress to about 64 KiB: a miniature zip bomb.
   const absl::StatusOr<std::string> gz = GzipCompress(std::string(64 << 20, '\0'));

@@ -88,6 +88,45 @@ std::optional<ParsedResponse> TestClient::ReadResponse(bool head,
     size_t v = line.find_first_not_of(' ', colon + 1);
     response.headers[name] = v == std::string::npos ? "" : line.substr(v);
   }
+  if (!head && response.Header("transfer-encoding") == "chunked") {
+    // Each chunk: hex size, CRLF, data, CRLF; a zero size, then trailers (none here) and CRLF.
+    size_t pos = consumed;
+    for (;;) {
+      size_t line_end;
+      while ((line_end = buffer_.find("\r\n", pos)) == std::string::npos) {
+        if (ReadMore(deadline) != 1) return std::nullopt;
+      }
+      const std::string size_text = buffer_.substr(pos, line_end - pos);
+      char* parsed_end = nullptr;
+      const size_t size = std::strtoull(size_text.c_str(), &parsed_end, 16);
+      if (size_text.empty() || parsed_end != size_text.c_str() + size_text.size()) {
+        return std::nullopt;
+      }
+      pos = line_end + 2;
+      while (buffer_.size() < pos + size + 2) {
+        if (ReadMore(deadline) != 1) return std::nullopt;
+      }
+      if (buffer_.compare(pos + size, 2, "\r\n") != 0) return std::nullopt;
+      response.body.append(buffer_, pos, size);
+      pos += size + 2;
+      ++response.chunks;
+      if (size == 0) break;
+    }
+    buffer_.erase(0, pos);
+    return response;
+  }
+  if (!head && !response.Has("content-length") && response.status >= 200 &&
+      response.status != 204 && response.status != 304) {
+    // Delimited by the close (HTTP/1.0).
+    for (;;) {
+      const int r = ReadMore(deadline);
+      if (r == 0) break;
+      if (r < 0) return std::nullopt;
+    }
+    response.body = buffer_.substr(consumed);
+    buffer_.clear();
+    return response;
+  }
   size_t length = 0;
   if (!head && response.Has("content-length")) {
     length = std::strtoull(response.Header("content-length").c_str(), nullptr, 10);

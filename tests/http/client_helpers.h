@@ -1,6 +1,7 @@
 // A tiny blocking HTTP/1.1 client over POSIX sockets for the server tests. It speaks just
 // enough HTTP to check what the server sends byte for byte: raw requests go out as written,
-// and responses are parsed by Content-Length only (the server never sends chunked).
+// and responses are parsed by Content-Length, chunked transfer encoding (a truncated chunked
+// body is nullopt, never a short body) or, without either, the close.
 //
 // Thread safety: one TestClient per thread.
 #ifndef SHMETRICS_TESTS_HTTP_CLIENT_HELPERS_H_
@@ -20,6 +21,7 @@ struct ParsedResponse {
   int status = 0;                              // e.g. 200
   std::map<std::string, std::string> headers;  // names lower-cased; last one wins
   std::string body;
+  int chunks = 0;  // chunks read, the final empty one included; 0 when not chunked
 
   bool Has(const std::string& name) const { return headers.count(name) > 0; }
   std::string Header(const std::string& name) const {
