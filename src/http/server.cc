@@ -55,10 +55,6 @@ constexpr std::chrono::milliseconds kAcceptRetry{50};
 // gets 503 at once instead of queueing without bound.
 constexpr size_t kPendingVerificationsPerThread = 8;
 
-// Streamed responses waiting or running at once, per scrape thread. Each holds at most a few
-// pieces (a few hundred KiB each) while it waits, so the bound is also one on their memory.
-constexpr size_t kPendingScrapesPerThread = 8;
-
 // Verifier threads: at most half the cores, so that verification never takes the whole machine
 // from the io threads (and from the application), and at most 2, because the cache makes
 // hashing rare for scrapers that know their password. At least 1.
@@ -132,6 +128,9 @@ absl::Status BindError(const char* what, const std::string& endpoint, const erro
 
 absl::Status ValidateOptions(const ServerOptions& o) {
   if (o.threads < 1) return absl::InvalidArgumentError("ServerOptions.threads must be >= 1");
+  if (o.max_queued_scrapes < 1) {
+    return absl::InvalidArgumentError("ServerOptions.max_queued_scrapes must be >= 1");
+  }
   if (o.scrape_threads < 1) {
     return absl::InvalidArgumentError("ServerOptions.scrape_threads must be >= 1");
   }
@@ -298,7 +297,7 @@ void Server::Impl::Run() {
   absl::BlockingCounter running(options_.threads + verifiers + options_.scrape_threads);
   scrape_ = std::make_unique<asio::io_context>(options_.scrape_threads);
   state_.scrape = scrape_.get();
-  state_.max_pending_scrapes = kPendingScrapesPerThread * options_.scrape_threads;
+  state_.max_pending_scrapes = options_.max_queued_scrapes;
   scrape_work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
       scrape_->get_executor());
   for (int i = 0; i < options_.scrape_threads; ++i) {

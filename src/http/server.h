@@ -119,11 +119,17 @@ struct ServerOptions {
   size_t max_connections = 512;
 
   // Threads that run streamed bodies' producers (Response::stream), so a long exposition never
-  // holds an io thread. At most 8 streamed responses per scrape thread wait or run at once; a
-  // request beyond that gets 503 "Too many scrapes at once" (with Retry-After: 1).
+  // holds an io thread.
   // REQUIRES: scrape_threads >= 1
   // Default: 2
   int scrape_threads = 2;
+
+  // Most streamed responses waiting for a scrape thread or running on one; a request beyond
+  // that gets 503 "Too many scrapes at once" (with Retry-After: 1). A waiting one holds no body
+  // buffer, only its connection.
+  // REQUIRES: max_queued_scrapes >= 1
+  // Default: 128
+  size_t max_queued_scrapes = 128;
 
   // Basic authentication (see basic_auth.h): user -> crypt hash. Non-empty: every request must
   // carry the credentials of one of these users, or gets 401 without reaching the handler.

@@ -232,9 +232,10 @@ TEST_F(StreamTest, StopEndsAProducerWaitingForAStalledClient) {
 
 TEST_F(StreamTest, ScrapesBeyondTheQueueGet503) {
   options_.scrape_threads = 1;
+  options_.max_queued_scrapes = 8;
   options_.write_timeout = 20000ms;
   Start();
-  // 1 scrape thread: 8 responses wait or run at once. Fill them with stalled clients.
+  // 8 responses wait or run at once. Fill them with stalled clients.
   std::vector<std::unique_ptr<TestClient>> stalled;
   for (int i = 0; i < 8; ++i) {
     stalled.push_back(std::make_unique<TestClient>(port()));
