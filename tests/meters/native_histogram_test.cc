@@ -577,8 +577,8 @@ TEST_F(NativeHistogramTest, ForkedProcessesCountExactly) {
 TEST_F(NativeHistogramTest, ScrapesAreConsistentUnderConcurrentWriters) {
   auto& f = registry_->AddNativeHistogram(
       "v", "h", {}, {.schema = 2, .negative_buckets = true, .max_buckets = 0});
-  const int kPerWriter = testing::kSanitized ? 20000 : 200000;
-  auto work = [&f, kPerWriter](uint64_t seed) {
+  constexpr int kPerWriter = testing::kSanitized ? 20000 : 200000;
+  auto work = [&f](uint64_t seed) {
     NativeHistogram h = f.Labels();
     std::mt19937_64 rng(seed);
     std::lognormal_distribution<double> d(-4, 2);
