@@ -127,11 +127,8 @@ absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t 
   auto* table = At<TableHeader>(table_off);
   uint64_t cap = At<SlotArray>(table->slots.load(std::memory_order_relaxed))->capacity;
   const uint64_t live = table->live.load(std::memory_order_relaxed);
-  // Kept at most half full: a lookup that misses (every creation starts with one, and its
-  // second one under the lock) probes about 2.5 slots at 1/2 but 8.5 at 3/4, each slot an
-  // entry to bounds-check, for a few MB more of slots per million series.
-  if ((live + table->tombstones + 1) * 2 > cap) {
-    const uint64_t want = (live + 1) * 4 > cap ? cap * 2 : cap;
+  if ((live + table->tombstones + 1) * 4 > cap * 3) {
+    const uint64_t want = (live + 1) * 2 > cap ? cap * 2 : cap;
     if (absl::Status s = Rebuild(table, want); s.ok()) {
       cap = want;
     } else if (spare_entry == nullptr || live + table->tombstones + 2 > cap) {
