@@ -15,10 +15,11 @@
 // (chunked; to HTTP/1.0 clients, ended by the close) as the heap is walked, on 2 scrape threads
 // of the endpoint's own, so a scrape's memory stays bounded whatever the heap's size (a few MiB
 // for 4 concurrent scrapes of 1,000,000 series, gzip included) and a slow client slows only its
-// own walk. A short exposition (one piece) keeps Content-Length. At most 16 scrapes wait or run
+// own walk. A short exposition (one piece) keeps Content-Length. At most 128 scrapes wait or run
 // at once; more get 503. A walk that fails after the first piece went out resets the connection,
-// so a scraper never mistakes a truncated body for a whole one. Optionally the endpoint speaks only HTTPS and/or requires HTTP basic
-// authentication, configured like a Prometheus exporter (see WebOptions, LoadWebConfigFile).
+// so a scraper never mistakes a truncated body for a whole one. Optionally the endpoint speaks only
+// HTTPS and/or requires HTTP basic authentication, configured like a Prometheus exporter (see
+// WebOptions, LoadWebConfigFile).
 //
 // Thread safety: construct and destroy from one thread. Fork safety: the serving threads exist
 // only in the process that constructed the exposer; forked workers never run it and must not

@@ -81,7 +81,8 @@ constexpr std::string_view kDumpUsage =
     "Prints one exposition of the heap (opened read-only) to stdout.\n"
     "  --heap NAME              a heap name or path\n"
     "  --format FORMAT          openmetrics (default), prometheus, or protobuf (delimited\n"
-    "                           io.prometheus.client.MetricFamily, binary)\n" SHMETRICS_OPEN_FLAGS_USAGE;
+    "                           io.prometheus.client.MetricFamily, "
+    "binary)\n" SHMETRICS_OPEN_FLAGS_USAGE;
 
 constexpr std::string_view kInspectUsage =
     "usage: shmetrics inspect --heap NAME [--verify] [--allow-other-owner]\n"
