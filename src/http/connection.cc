@@ -128,21 +128,14 @@ constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
 // rejections into a loop that takes the io thread from the scrapes (50 such clients multiplied
 // a scrape's latency by 15). The connection stays open.
 constexpr std::chrono::milliseconds kBusyPause{1000};
-Response ScrapesBusy() {
-  Response r{.status = 503,
-             .content_type = "text/plain; charset=utf-8",
-             .body = "Too many scrapes at once\n"};
+// A 503 asking the client to come back in a second.
+Response Busy(std::string body) {
+  Response r{.status = 503, .content_type = "text/plain; charset=utf-8", .body = std::move(body)};
   r.extra_headers.emplace_back("Retry-After", "1");
   return r;
 }
-
-Response VerifiersBusy() {
-  Response r{.status = 503,
-             .content_type = "text/plain; charset=utf-8",
-             .body = "Too many password checks at once\n"};
-  r.extra_headers.emplace_back("Retry-After", "1");
-  return r;
-}
+Response ScrapesBusy() { return Busy("Too many scrapes at once\n"); }
+Response VerifiersBusy() { return Busy("Too many password checks at once\n"); }
 
 // Debian's Abseil is built with its own string_view, which std::string_view does not convert
 // to, so the few string utilities needed here are local.
