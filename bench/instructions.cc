@@ -3,7 +3,8 @@
 // Usage:
 //   valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect=Loop<Op>
 //            shmetrics_instructions <Op> <iterations>
-// where <Op> is BareAtomicAdd, CounterInc, HistogramObserve, SummaryObserve or LabelsLookup.
+// where <Op> is BareAtomicAdd, CounterInc, HistogramObserve, SummaryObserve, LabelsLookup or
+// BareHashMapLookup.
 // Callgrind then reports ("Collected :") the instructions executed inside that loop only; divided
 // by the iterations it is the instruction count of one call (plus the loop's own two or three
 // instructions, which BareAtomicAdd shows). Unlike time, this count does not change with load,
@@ -12,8 +13,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <string_view>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "bench_util.h"
 #include "shmetrics/counter.h"
 #include "shmetrics/histogram.h"
@@ -40,6 +45,20 @@ extern "C" {
 [[gnu::noinline]] void LoopSummaryObserve(Summary* s, long n) {
   Summary local = *s;
   for (long i = 0; i < n; ++i) local.Observe(shmetrics::bench::kObservedValues[i & 15]);
+}
+// The baseline of LabelsLookup: an in-process client's lookup of the same two values (as
+// BM_BareHashMapLookup).
+[[gnu::noinline]] void LoopBareHashMapLookup(const absl::flat_hash_map<std::string, uint64_t>* m,
+                                             long n) {
+  const std::string_view method = "GET", code = "200";
+  for (long i = 0; i < n; ++i) {
+    char key[64];
+    std::memcpy(key, method.data(), method.size());
+    key[method.size()] = '\xff';
+    std::memcpy(key + method.size() + 1, code.data(), code.size());
+    auto it = m->find(absl::string_view(key, method.size() + 1 + code.size()));
+    asm volatile("" : : "r"(&it) : "memory");
+  }
 }
 [[gnu::noinline]] void LoopLabelsLookup(const CounterFamily* f, long n) {
   const std::string_view method = "GET", code = "200";
@@ -73,6 +92,11 @@ int main(int argc, char** argv) {
   } else if (op == "SummaryObserve") {
     Summary s = r.AddSummary("sizes", "Sizes").Labels();
     LoopSummaryObserve(&s, n);
+  } else if (op == "BareHashMapLookup") {
+    absl::flat_hash_map<std::string, uint64_t> map;
+    const auto ids = shmetrics::bench::Ids(shmetrics::bench::kLookupFamilySize);
+    for (size_t i = 0; i < ids.size(); ++i) map[absl::StrCat("GET", "\xff", ids[i])] = i;
+    LoopBareHashMapLookup(&map, n);
   } else if (op == "LabelsLookup") {
     LoopLabelsLookup(&shmetrics::bench::FamilyOfThousand(fx), n);
   } else {

@@ -39,25 +39,33 @@ uint64_t LoadShared(const uint64_t& word) {
 // The current slot array of a table and its capacity, validated, or nullptr. The capacity is read
 // once: the array may be freed and its bytes reused right after, so callers must use *capacity,
 // never re-read arr->capacity.
-const SlotArray* CheckedSlots(const Segment& seg, uint64_t table, uint64_t* capacity) {
-  const auto* th = reinterpret_cast<const TableHeader*>(seg.Checked(table, sizeof(TableHeader)));
+// `limit` is seg.CheckedLimit(), read once by the caller for all its checks.
+const SlotArray* CheckedSlots(const Segment& seg, uint64_t limit, uint64_t table,
+                              uint64_t* capacity) {
+  const auto* th =
+      reinterpret_cast<const TableHeader*>(seg.CheckedWithin(limit, table, sizeof(TableHeader)));
   if (th == nullptr) return nullptr;
   const uint64_t off = th->slots.load(std::memory_order_acquire);
-  const auto* arr = reinterpret_cast<const SlotArray*>(seg.Checked(off, 16));
+  const auto* arr = reinterpret_cast<const SlotArray*>(seg.CheckedWithin(limit, off, 16));
   if (arr == nullptr) return nullptr;
   const uint64_t cap = LoadShared(arr->capacity);
+  // A power of two up to 2^32 keeps 8 + cap * 8 from overflowing.
   if (cap == 0 || (cap & (cap - 1)) != 0 || cap > (uint64_t{1} << 32) ||
-      seg.Checked(off, 8 + cap * 8) == nullptr) {
+      8 + cap * 8 > limit - off) {
     return nullptr;
   }
   *capacity = cap;
   return arr;
 }
+const SlotArray* CheckedSlots(const Segment& seg, uint64_t table, uint64_t* capacity) {
+  return CheckedSlots(seg, seg.CheckedLimit(), table, capacity);
+}
 
 // The entry at a slot value, validated, or nullptr (a block freed under a racing reader, or
 // garbage).
-const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
-  const char* p = seg.Checked(off - kBlockHeaderSize, kBlockHeaderSize + sizeof(Entry));
+const Entry* CheckedEntry(const Segment& seg, uint64_t limit, uint64_t off) {
+  const char* p =
+      seg.CheckedWithin(limit, off - kBlockHeaderSize, kBlockHeaderSize + sizeof(Entry));
   if (p == nullptr) return nullptr;
   const auto* bh = reinterpret_cast<const BlockHeader*>(p);
   if (bh->kind.load(std::memory_order_relaxed) != static_cast<uint16_t>(BlockKind::kEntry) ||
@@ -65,18 +73,43 @@ const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
     return nullptr;
   }
   const auto* e = reinterpret_cast<const Entry*>(p + kBlockHeaderSize);
+  // off - kBlockHeaderSize + kBlockHeaderSize + sizeof(Entry) <= limit was checked above.
   if (uint64_t{e->key_len} + sizeof(Entry) + kBlockHeaderSize > bh->size ||
-      seg.Checked(off, sizeof(Entry) + e->key_len) == nullptr) {
+      uint64_t{e->key_len} > limit - off - sizeof(Entry)) {
     return nullptr;
   }
   return e;
+}
+const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
+  return CheckedEntry(seg, seg.CheckedLimit(), off);
+}
+
+// Whether n bytes at a and b are equal; keys are short, so without a call into the C library.
+bool SameBytes(const char* a, const char* b, size_t n) {
+  if (n < 8) return std::memcmp(a, b, n) == 0;
+  uint64_t diff = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    diff |= x ^ y;
+  }
+  if (i < n) {  // the last word again, overlapping the one before
+    uint64_t x, y;
+    std::memcpy(&x, a + n - 8, 8);
+    std::memcpy(&y, b + n - 8, 8);
+    diff |= x ^ y;
+  }
+  return diff == 0;
 }
 
 }  // namespace
 
 uint64_t Segment::Find(uint64_t table, std::string_view key) const {
+  const uint64_t limit = CheckedLimit();
   uint64_t capacity = 0;
-  const SlotArray* arr = CheckedSlots(*this, table, &capacity);
+  const SlotArray* arr = CheckedSlots(*this, limit, table, &capacity);
   if (arr == nullptr) return 0;
   const uint64_t hash = KeyHash(key.data(), key.size());
   const uint64_t mask = capacity - 1;
@@ -84,9 +117,9 @@ uint64_t Segment::Find(uint64_t table, std::string_view key) const {
     const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_acquire);
     if (s == kSlotEmpty) return 0;
     if (s == kSlotTombstone) continue;
-    const Entry* e = CheckedEntry(*this, s);
+    const Entry* e = CheckedEntry(*this, limit, s);
     if (e == nullptr || LoadShared(e->hash) != hash || e->key_len != key.size()) continue;
-    if (std::memcmp(reinterpret_cast<const char*>(e + 1), key.data(), key.size()) == 0) {
+    if (SameBytes(reinterpret_cast<const char*>(e + 1), key.data(), key.size())) {
       return e->value;
     }
   }

@@ -180,10 +180,23 @@ inline uint64_t KeyHash(const char* data, size_t len) {
     std::memcpy(&w, data + i, 8);
     h = KeyHashFold(h ^ le64toh(w), kKeyHashMultiplier);
   }
-  if (i < len) {
-    uint64_t w = 0;  // the last bytes, zero-padded to a word
-    std::memcpy(&w, data + i, len - i);
-    h = KeyHashFold(h ^ le64toh(w), kKeyHashMultiplier);
+  if (const size_t r = len - i; r != 0) {
+    // The last r bytes as a word zero-padded above them, read without a byte loop or a call:
+    // from the word ending at the key's end when there is one, else from overlapping halves.
+    uint64_t w;
+    if (len >= 8) {
+      std::memcpy(&w, data + len - 8, 8);
+      w = le64toh(w) >> (8 * (8 - r));
+    } else if (r >= 4) {
+      uint32_t lo, hi;
+      std::memcpy(&lo, data, 4);
+      std::memcpy(&hi, data + r - 4, 4);
+      w = uint64_t{le32toh(lo)} | (uint64_t{le32toh(hi)} << (8 * (r - 4)));
+    } else {
+      const auto byte = [data](size_t k) { return uint64_t{static_cast<unsigned char>(data[k])}; };
+      w = byte(0) | (byte(r / 2) << (8 * (r / 2))) | (byte(r - 1) << (8 * (r - 1)));
+    }
+    h = KeyHashFold(h ^ w, kKeyHashMultiplier);
   }
   return KeyHashFold(h, kKeyHashSeed);
 }

@@ -112,8 +112,15 @@ class Segment {
   // `offset` when they lie inside the committed heap (past the header) and offset is 8-byte
   // aligned, else nullptr. Inline: a label lookup makes five of these checks.
   const char* Checked(uint64_t offset, uint64_t len) const {
+    return CheckedWithin(CheckedLimit(), offset, len);
+  }
+  // The same against a limit read once (CheckedLimit), for a reader making several checks in
+  // a row: the committed size only grows, so an earlier limit is only stricter.
+  uint64_t CheckedLimit() const {
     const uint64_t committed = header().committed.load(std::memory_order_acquire);
-    const uint64_t limit = committed < mapped_size_ ? committed : mapped_size_;
+    return committed < mapped_size_ ? committed : mapped_size_;
+  }
+  const char* CheckedWithin(uint64_t limit, uint64_t offset, uint64_t len) const {
     if (offset < kHeaderSize || offset % 8 != 0 || offset > limit || len > limit - offset) {
       return nullptr;
     }

@@ -43,6 +43,28 @@ TEST(KeyHashTest, ReadsNoByteOutsideTheKey) {
   }
 }
 
+// FORMAT.md's description read literally: whole little-endian words, then the rest zero-padded.
+uint64_t ReferenceHash(std::string_view key) {
+  uint64_t h = kKeyHashSeed ^ key.size();
+  for (size_t i = 0; i < key.size(); i += 8) {
+    uint64_t w = 0;
+    for (size_t k = 0; k < 8 && i + k < key.size(); ++k) {
+      w |= uint64_t{static_cast<unsigned char>(key[i + k])} << (8 * k);
+    }
+    h = KeyHashFold(h ^ w, kKeyHashMultiplier);
+  }
+  return KeyHashFold(h, kKeyHashSeed);
+}
+
+TEST(KeyHashTest, EveryTailLengthMatchesTheByteWiseDescription) {
+  // The tail is read with overlapping loads (< 4, < 8 and >= 8 byte keys take different ways).
+  std::string key;
+  for (size_t len = 0; len <= 40; ++len) {
+    EXPECT_EQ(Hash(key), ReferenceHash(key)) << len;
+    key.push_back(static_cast<char>(0x80 + len * 37));
+  }
+}
+
 using namespace std::literals;
 
 TEST(KeyHashTest, LowBitsSpreadLabelValuesThatDifferInOneCharacter) {

@@ -109,7 +109,8 @@ class FamilyBase {
 
  private:
   friend class ::shmetrics::RegistryAccess;
-  SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> canonical,
+  // values in declared order, as Lookup's.
+  SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> values,
                          bool* own) const;
   SeriesRef Overflow() const;
   // Takes the heap lock. Returns nullptr when the heap is full.
@@ -117,7 +118,9 @@ class FamilyBase {
   // overflow series).
   char* FindOrInsertSeries(std::string_view key, bool use_spares = false) const;
   char* Dummy() const;
-  std::string_view BuildKey(std::span<const std::string_view> canonical, char* buf, size_t cap,
+  // The index key of values given in declared order (the key holds them in canonical order),
+  // in buf when it fits in cap bytes, else in *spill.
+  std::string_view BuildKey(std::span<const std::string_view> values, char* buf, size_t cap,
                             std::string* spill) const;
   void InitSeries(char* record) const;
 
