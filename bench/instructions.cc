@@ -3,8 +3,8 @@
 // Usage:
 //   valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect=Loop<Op>
 //            shmetrics_instructions <Op> <iterations>
-// where <Op> is BareAtomicAdd, CounterInc, HistogramObserve, SummaryObserve, LabelsLookup or
-// BareHashMapLookup.
+// where <Op> is BareAtomicAdd, CounterInc, HistogramObserve, SummaryObserve, LabelsLookup,
+// BareHashMapLookup or CreateSeries (n children of a fresh family).
 // Callgrind then reports ("Collected :") the instructions executed inside that loop only; divided
 // by the iterations it is the instruction count of one call (plus the loop's own two or three
 // instructions, which BareAtomicAdd shows). Unlike time, this count does not change with load,
@@ -16,6 +16,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -60,6 +61,12 @@ extern "C" {
     asm volatile("" : : "r"(&it) : "memory");
   }
 }
+// Creation of n children (two short labels, as BM_CreateSeries): each a miss that takes the heap
+// lock and allocates a record and an index entry.
+[[gnu::noinline]] void LoopCreateSeries(const CounterFamily* f, const std::vector<std::string>* m,
+                                        const std::vector<std::string>* p, long n) {
+  for (long i = 0; i < n; ++i) f->Labels((*m)[i], (*p)[i]).Inc();
+}
 [[gnu::noinline]] void LoopLabelsLookup(const CounterFamily* f, long n) {
   const std::string_view method = "GET", code = "200";
   for (long i = 0; i < n; ++i) {
@@ -97,6 +104,14 @@ int main(int argc, char** argv) {
     const auto ids = shmetrics::bench::Ids(shmetrics::bench::kLookupFamilySize);
     for (size_t i = 0; i < ids.size(); ++i) map[absl::StrCat("GET", "\xff", ids[i])] = i;
     LoopBareHashMapLookup(&map, n);
+  } else if (op == "CreateSeries") {
+    std::vector<std::string> methods, paths;
+    for (long i = 0; i < n; ++i) {
+      methods.push_back(absl::StrCat("m", i % 8));
+      paths.push_back(absl::StrCat("/p", i / 8));
+    }
+    auto& family = r.AddCounter("http_requests", "Requests", {"method", "path"});
+    LoopCreateSeries(&family, &methods, &paths, n);
   } else if (op == "LabelsLookup") {
     LoopLabelsLookup(&shmetrics::bench::FamilyOfThousand(fx), n);
   } else {

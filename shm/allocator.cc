@@ -83,6 +83,13 @@ absl::StatusOr<uint64_t> Segment::AllocateFromList(uint64_t* head, uint64_t size
   return start + kBlockHeaderSize;
 }
 
+bool Segment::FitsWithoutFailing(uint64_t size) const {
+  const Header& h = header();
+  const uint64_t block = RoundUp(size + kBlockHeaderSize, kBlockAlign);
+  return size <= h.max_size && block <= UINT32_MAX &&
+         h.used.load(std::memory_order_relaxed) + block <= h.max_size;
+}
+
 absl::StatusOr<uint64_t> Segment::Allocate(uint64_t size, BlockKind kind) {
   return AllocateFromList(nullptr, size, kind);
 }

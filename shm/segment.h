@@ -134,6 +134,10 @@ class Segment {
   // Errors: ResourceExhausted when the heap reached max_size or the file system is full.
   absl::StatusOr<uint64_t> Allocate(uint64_t size, BlockKind kind)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+  // Whether Allocate(size) can take fresh space below max_size, so an optional allocation
+  // (growing a table early) need not fail and count a failure. The file may still refuse to
+  // grow (a full tmpfs), which Allocate reports as ever.
+  bool FitsWithoutFailing(uint64_t size) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Returns a block to the free lists. REQUIRES: lock() held; offset came from Allocate.
   void Free(uint64_t offset) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Like Allocate/Free but with a caller-owned free list (a uint64_t head in the heap) of blocks
@@ -153,14 +157,26 @@ class Segment {
   // REQUIRES: lock() held.
   absl::StatusOr<uint64_t> NewTable(uint64_t initial_capacity = 16)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
-  // Returns the value stored for key, or 0. Lock-free; validates what it reads.
-  uint64_t Find(uint64_t table, std::string_view key) const;
+  // Returns the value stored for key, or 0. Lock-free; validates what it reads. The overloads
+  // taking `hash` (KeyHash of key) let a caller that probes several times hash once.
+  uint64_t Find(uint64_t table, std::string_view key) const {
+    return Find(table, key, KeyHash(key.data(), key.size()));
+  }
+  uint64_t Find(uint64_t table, std::string_view key, uint64_t hash) const;
+  // The same under the lock, which keeps writers out: nothing moves, so nothing is re-checked.
+  // REQUIRES: lock() held.
+  uint64_t FindLocked(uint64_t table, std::string_view key, uint64_t hash) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Inserts key -> value. REQUIRES: lock() held, key absent, value != 0.
   // When the heap is full, a `spare_entry` made by AllocateSpareEntry for a key at least as long
   // is used instead (and set to 0), and a table too full to grow takes the entry as long as a
   // slot stays empty: so a reserved insert succeeds in a full heap.
   absl::Status Insert(uint64_t table, std::string_view key, uint64_t value,
-                      uint64_t* spare_entry = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
+                      uint64_t* spare_entry = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock()) {
+    return Insert(table, key, KeyHash(key.data(), key.size()), value, spare_entry);
+  }
+  absl::Status Insert(uint64_t table, std::string_view key, uint64_t hash, uint64_t value,
+                      uint64_t* spare_entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // An index entry block for a key of key_len bytes, for a later Insert. REQUIRES: lock() held.
   absl::StatusOr<uint64_t> AllocateSpareEntry(size_t key_len) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
   // Removes key; returns its value or 0 when absent. REQUIRES: lock() held.

@@ -128,10 +128,11 @@ SeriesRef FamilyBase::Lookup(std::span<const std::string_view> values, bool* own
   bool found = true;
   if (own == nullptr) own = &found;
   *own = true;
-  if (const uint64_t off = segment_->Find(table_off_, key); off != 0) [[likely]] {
+  const uint64_t hash = shm::KeyHash(key.data(), key.size());
+  if (const uint64_t off = segment_->Find(table_off_, key, hash); off != 0) [[likely]] {
     return {segment_->base() + off, this};
   }
-  return CreateSeries(key, values, own);
+  return CreateSeries(key, hash, values, own);
 }
 
 SeriesRef FamilyBase::LookupMap(
@@ -171,8 +172,8 @@ void FamilyBase::InitSeries(char* record) const {
   }
 }
 
-SeriesRef FamilyBase::CreateSeries(std::string_view key, std::span<const std::string_view> values,
-                                   bool* own) const {
+SeriesRef FamilyBase::CreateSeries(std::string_view key, uint64_t hash,
+                                   std::span<const std::string_view> values, bool* own) const {
   for (size_t i = 0; i < values.size(); ++i) {
     ValidateLabelValue(name_, declared_names_[i], values[i]);
   }
@@ -180,7 +181,7 @@ SeriesRef FamilyBase::CreateSeries(std::string_view key, std::span<const std::st
   *own = false;
   if (segment_->read_only()) return {Dummy(), this};
   if (max_children_ != 0 && seg.TableSize(table_off_) >= max_children_) return Overflow();
-  if (char* record = FindOrInsertSeries(key); record != nullptr) {
+  if (char* record = FindOrInsertSeries(key, hash); record != nullptr) {
     *own = true;
     return {record, this};
   }
@@ -189,11 +190,12 @@ SeriesRef FamilyBase::CreateSeries(std::string_view key, std::span<const std::st
   return Overflow();
 }
 
-char* FamilyBase::FindOrInsertSeries(std::string_view key, bool use_spares) const {
+char* FamilyBase::FindOrInsertSeries(std::string_view key, uint64_t hash, bool use_spares) const {
   shm::Segment& seg = *segment_;
   auto* fam = seg.At<FamilyRecord>(family_off_);
   shm::MutexLock lock(seg.lock());
-  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return seg.base() + off;
+  // Another process may have created it since the lock-free miss.
+  if (const uint64_t off = seg.FindLocked(table_off_, key, hash); off != 0) return seg.base() + off;
   absl::StatusOr<uint64_t> rec =
       seg.AllocateFromList(&fam->free_series, series_size_, shm::BlockKind::kRecord);
   if (!rec.ok()) {
@@ -201,7 +203,7 @@ char* FamilyBase::FindOrInsertSeries(std::string_view key, bool use_spares) cons
     rec = std::exchange(fam->spare_record, 0);  // a crash from here on leaks it, at worst
   }
   InitSeries(seg.base() + *rec);
-  if (!seg.Insert(table_off_, key, *rec, use_spares ? &fam->spare_entry : nullptr).ok()) {
+  if (!seg.Insert(table_off_, key, hash, *rec, use_spares ? &fam->spare_entry : nullptr).ok()) {
     seg.FreeToList(&fam->free_series, *rec);
     return nullptr;
   }
@@ -216,8 +218,11 @@ SeriesRef FamilyBase::Overflow() const {
   for (size_t i = 0; i < canonical_names_.size(); ++i) {
     meters::AppendKeyPart(&key, kOverflowLabelValue);
   }
-  if (const uint64_t off = seg.Find(table_off_, key); off != 0) return {seg.base() + off, this};
-  char* record = FindOrInsertSeries(key, /*use_spares=*/true);
+  const uint64_t hash = shm::KeyHash(key.data(), key.size());
+  if (const uint64_t off = seg.Find(table_off_, key, hash); off != 0) {
+    return {seg.base() + off, this};
+  }
+  char* record = FindOrInsertSeries(key, hash, /*use_spares=*/true);
   return {record != nullptr ? record : Dummy(), this};
 }
 

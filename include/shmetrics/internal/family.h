@@ -110,13 +110,14 @@ class FamilyBase {
  private:
   friend class ::shmetrics::RegistryAccess;
   // values in declared order, as Lookup's.
-  SeriesRef CreateSeries(std::string_view key, std::span<const std::string_view> values,
-                         bool* own) const;
+  SeriesRef CreateSeries(std::string_view key, uint64_t hash,
+                         std::span<const std::string_view> values, bool* own) const;
   SeriesRef Overflow() const;
   // Takes the heap lock. Returns nullptr when the heap is full.
   // With use_spares, the family's reserved record and entry serve when the heap is full (the
   // overflow series).
-  char* FindOrInsertSeries(std::string_view key, bool use_spares = false) const;
+  // hash is the key's index hash.
+  char* FindOrInsertSeries(std::string_view key, uint64_t hash, bool use_spares = false) const;
   char* Dummy() const;
   // The index key of values given in declared order (the key holds them in canonical order),
   // in buf when it fits in cap bytes, else in *spill.
