@@ -86,7 +86,8 @@ std::optional<Failure> Serve(const Args& args) {
   HttpExposer exposer(
       internal::FamilySource{
           .collect = [heaps](expose::Encoder& enc,
-                             const collect::CollectOptions& o) { return heaps->Collect(enc, o); }},
+                             const collect::CollectOptions& o) { return heaps->Collect(enc, o); },
+          .concurrent = true},
       options);
   const bool v6 = options.address.find(':') != std::string::npos;
   std::cout << "listening on " << (v6 ? "[" : "") << options.address << (v6 ? "]" : "") << ":"

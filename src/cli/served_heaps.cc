@@ -81,7 +81,7 @@ absl::Status ServedHeap::Refresh() {
   if (missing) return absl::OkStatus();
   // A new file, one stat cannot see or an invalid name: Open tells which, or opens it.
   try {
-    heap_ = OpenReadOnly(spec_, options_);
+    heap_ = std::make_shared<const Heap>(OpenReadOnly(spec_, options_));
   } catch (const Error& e) {
     if (e.code() == ErrorCode::kNotFound) return absl::OkStatus();  // removed meanwhile
     return absl::Status(ToStatusCode(e.code()), e.what());
@@ -97,25 +97,36 @@ absl::Status ServedHeap::Refresh() {
 
 ServedHeaps::ServedHeaps(std::vector<ServedHeap> heaps, std::string heap_label, HeapVerb verb)
     : heaps_(std::move(heaps)), heap_label_(std::move(heap_label)), verb_(verb) {
+  util::Locked lock(mu_);
   last_error_.resize(heaps_.size());
 }
 
 absl::Status ServedHeaps::Collect(expose::Encoder& enc, const collect::CollectOptions& options,
                                   std::vector<collect::MergeConflict>* conflicts) {
+  // The walk runs without the lock, so a slow client does not hold up other scrapes; the
+  // mappings it walks stay alive in `held` even if a concurrent scrape's Refresh drops them.
+  std::vector<std::shared_ptr<const Heap>> held;
   std::vector<collect::HeapSource> sources;
-  for (size_t i = 0; i < heaps_.size(); ++i) {
-    ServedHeap& h = heaps_[i];
-    Report(i, h.Refresh());
-    if (h.heap() == nullptr) continue;
-    sources.push_back({&shm::HeapAccess::segment(*h.heap()), h.spec()});
+  std::vector<std::pair<std::string, bool>> up;  // each --heap and whether it is read
+  {
+    util::Locked lock(mu_);
+    for (size_t i = 0; i < heaps_.size(); ++i) {
+      ServedHeap& h = heaps_[i];
+      Report(i, h.Refresh());
+      up.emplace_back(h.spec(), h.heap() != nullptr);
+      if (h.heap() == nullptr) continue;
+      held.push_back(h.shared_heap());
+      sources.push_back({&shm::HeapAccess::segment(*held.back()), h.spec()});
+    }
   }
   std::vector<collect::MergeConflict> found;
   absl::Status s =
-      collect::CollectMerged(sources, heaps_.size() > 1 ? heap_label_ : "", enc, options, &found);
+      collect::CollectMerged(sources, up.size() > 1 ? heap_label_ : "", enc, options, &found);
   if (!s.ok()) return s;
   if (conflicts != nullptr) {
     *conflicts = std::move(found);
   } else {
+    util::Locked lock(mu_);
     LogConflicts(found);
   }
   if (Selected(options, "shmetrics_heap_up")) {
@@ -126,9 +137,9 @@ absl::Status ServedHeaps::Collect(expose::Encoder& enc, const collect::CollectOp
                      .type = expose::MetricType::kGauge,
                      .help = help,
                      .unit = ""});
-    for (const ServedHeap& h : heaps_) {
-      const expose::Label label[] = {{heap_label_, h.spec()}};
-      enc.Gauge(label, h.heap() != nullptr ? 1 : 0);
+    for (const auto& [spec, read] : up) {
+      const expose::Label label[] = {{heap_label_, spec}};
+      enc.Gauge(label, read ? 1 : 0);
     }
     enc.EndFamily();
   }

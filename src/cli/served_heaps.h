@@ -4,8 +4,10 @@
 // (reported by shmetrics_heap_up 0 until it does). Families the heaps disagree on are an error
 // at start and logged once afterwards.
 //
-// Thread safety: a ServedHeaps is used by one thread at a time (the exposer's or the
-// writer's); OpenServedHeaps runs on main's thread before that thread starts.
+// Thread safety: ServedHeaps::Collect may run on several threads at once (the exposer's scrape
+// threads): the heaps are refreshed under a lock, then walked without it, each mapping held
+// until the last walk of it ends. A ServedHeap alone is used by one thread at a time.
+// OpenServedHeaps runs on main's thread before other threads start.
 #ifndef SHMETRICS_SRC_CLI_SERVED_HEAPS_H_
 #define SHMETRICS_SRC_CLI_SERVED_HEAPS_H_
 
@@ -23,6 +25,7 @@
 #include "collect/collector.h"
 #include "expose/encoder.h"
 #include "shmetrics/heap.h"
+#include "util/annotated_mutex.h"
 
 namespace shmetrics::cli {
 
@@ -47,13 +50,15 @@ class ServedHeap {
   absl::Status Refresh();
 
   const std::string& spec() const { return spec_; }
-  const Heap* heap() const { return heap_ ? &*heap_ : nullptr; }
+  const Heap* heap() const { return heap_.get(); }
+  // The mapping, kept alive by the holder even after a Refresh lets go of it.
+  std::shared_ptr<const Heap> shared_heap() const { return heap_; }
 
  private:
   const std::string spec_;
   const Heap::OpenOptions options_;
   std::string path_;  // the file the name stands for; empty for an invalid name
-  std::optional<Heap> heap_;
+  std::shared_ptr<const Heap> heap_;
   dev_t dev_ = 0;  // of the file mapped by heap_
   ino_t ino_ = 0;
 };
@@ -69,19 +74,19 @@ class ServedHeaps {
   absl::Status Collect(expose::Encoder& enc, const collect::CollectOptions& options,
                        std::vector<collect::MergeConflict>* conflicts = nullptr);
 
-  std::vector<ServedHeap>& heaps() { return heaps_; }
-
  private:
   // Logs a heap's open error once, when it starts (or changes), and its recovery.
-  void Report(size_t i, const absl::Status& s);
+  void Report(size_t i, const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs each conflict once, when it appears, and again only after it went away and came back.
-  void LogConflicts(const std::vector<collect::MergeConflict>& found);
+  void LogConflicts(const std::vector<collect::MergeConflict>& found)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  std::vector<ServedHeap> heaps_;
+  util::AnnotatedMutex mu_;
+  std::vector<ServedHeap> heaps_ ABSL_GUARDED_BY(mu_);
   const std::string heap_label_;
   const HeapVerb verb_;
-  std::vector<std::string> last_error_;  // per heap, "" while it opens fine
-  std::set<std::string> logged_conflicts_;
+  std::vector<std::string> last_error_ ABSL_GUARDED_BY(mu_);  // per heap, "" while it opens fine
+  std::set<std::string> logged_conflicts_ ABSL_GUARDED_BY(mu_);
 };
 
 // The heaps of args.heaps, as `serve` and `push` start: every heap opens now, or this throws

@@ -21,8 +21,9 @@ struct FamilySource {
   // Writes every family of one scrape, filtered and configured by the options (names,
   // process_metrics, reset_maxima); the exposer then calls Finish. An error becomes a 500.
   std::function<absl::Status(expose::Encoder&, const collect::CollectOptions&)> collect;
-  // True when collect may run in several threads at once (CollectHeaps over fixed heaps). False
-  // serializes scrapes: a slow client then delays the others, by at most write_timeout.
+  // True when collect may run in several threads at once (CollectHeaps over fixed heaps,
+  // `serve`'s ServedHeaps). False serializes scrapes: a slow client then delays the others, by
+  // at most write_timeout.
   bool concurrent = false;
 };
 

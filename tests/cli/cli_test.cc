@@ -1,12 +1,16 @@
 // The shmetrics command-line tool, run as the real built binary against heaps made here.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "registry/definition.h"
@@ -42,6 +47,7 @@ using ::shmetrics::testing::Shell;
 using ::shmetrics::testing::UniqueHeapName;
 using ::shmetrics::testing::WaitChild;
 using ::testing::AllOf;
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -541,6 +547,47 @@ TEST_F(CliTest, ServeSwitchesToAHeapRecreatedUnderItsName) {
   RemoveHeap();
   CreateHeapWithCounter(3);
   EXPECT_THAT(serve.ScrapeAndParse(), HasSubstr("\ncli_requests_total 3\n"));
+  EXPECT_EQ(serve.Stop(), 0);
+}
+
+// A client that stops reading holds one scrape thread (until the write timeout, 30 s), not the
+// endpoint: another scrape is answered in full meanwhile.
+TEST_F(CliTest, ServeAnswersAScrapeWhileAnotherClientStopsReading) {
+  if (access("/usr/bin/curl", X_OK) != 0) GTEST_SKIP() << "curl not installed";
+  CreateHeapWithCounter(7);
+  // About 20 MB of text, more than loopback's socket buffers hold.
+  auto& wide = registry_->AddCounter("cli_wide", "Wide labels", {"id"}, {.max_children = 200000});
+  const std::string pad(180, 'x');
+  for (int i = 0; i < 100000; ++i) wide.Labels(absl::StrCat(pad, i)).Inc();
+  ServeProcess serve({"--heap", name_});
+  ASSERT_GT(serve.port(), 0) << serve.Stderr();
+
+  const int stalled = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(stalled, 0);
+  const int small = 4096;
+  setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(serve.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(stalled, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(write(stalled, get.data(), get.size()), static_cast<ssize_t>(get.size()));
+  // Its scrape has started once the first bytes arrive; then it reads nothing more.
+  pollfd p{stalled, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 60000), 1);
+
+  const std::string body = serve.Scrape();
+  EXPECT_THAT(body, HasSubstr("\ncli_requests_total 7\n"));
+  EXPECT_THAT(body, HasSubstr(absl::StrCat("{id=\"", pad, "99999\"} 1\n")));
+  EXPECT_THAT(body, EndsWith("# EOF\n"));
+  // The stalled scrape is still under way (its connection open, its body unfinished).
+  char buf[1 << 16];
+  size_t got = 0;
+  ssize_t n;
+  while ((n = recv(stalled, buf, sizeof buf, MSG_DONTWAIT)) > 0) got += static_cast<size_t>(n);
+  EXPECT_TRUE(n < 0 && errno == EAGAIN) << "the stalled connection ended after " << got << " bytes";
+  close(stalled);
   EXPECT_EQ(serve.Stop(), 0);
 }
 
