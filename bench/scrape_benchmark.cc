@@ -8,6 +8,8 @@
 // BM_ScrapeCountersProtobuf/N  the same heap as Prometheus's delimited protobuf.
 // BM_HttpScrapeCounters  the same, served by HttpExposer over a real loopback request.
 // BM_ScrapeAfterWorkers  a fixed heap scraped after N worker processes attached and died.
+// BM_HttpScrapePeakMemory/N  the peak RSS that 4 concurrent plain and then 4 gzip'd scrapes of
+//                        N mixed series add to the serving process (a counter, in MiB).
 // BM_BareEncodeCounters  the bare baseline for the text: the same bytes written with
 //                        std::to_chars from a plain array, no heap and no collector.
 //
@@ -22,13 +24,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -285,6 +291,65 @@ BENCHMARK(BM_ScrapeAfterWorkers)
     ->Arg(64)
     ->Arg(1000)
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// What a scrape costs in memory: N series of the BM_Scrape mix served by a new HttpExposer, 4
+// concurrent plain scrapes and then 4 concurrent gzip'd ones, each read to the end by a client
+// that drops each chunk once read. Reports how far they raised the process's peak RSS (VmHWM,
+// reset first) above its RSS before: everything the endpoint needed for them (its threads, its
+// buffers, the pieces in flight; the clients' few hundred KiB too), bounded by the pieces in
+// flight, not by N. The heap's pages are resident before, as in a process that built it.
+long ProcSelfKib(const char* field) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field, 0) == 0 && line.size() > std::strlen(field) &&
+        line[std::strlen(field)] == ':') {
+      return std::atol(line.c_str() + std::strlen(field) + 1);
+    }
+  }
+  return -1;
+}
+
+void BM_HttpScrapePeakMemory(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  Fixture& fx = CachedHeap("mix", n, BuildMix);
+  {
+    std::string warm;
+    Scrape(fx.heap, expose::Format::kOpenMetrics, &warm);
+  }  // heap resident
+  HttpExposer exposer(fx.heap, {.port = 0});
+  const char* const kinds[] = {"Accept: application/openmetrics-text;version=1.0.0\r\n",
+                               "Accept: application/openmetrics-text;version=1.0.0\r\n"
+                               "Accept-Encoding: gzip\r\n"};
+  auto round = [&exposer](const char* headers) {
+    std::vector<std::thread> scrapers;
+    for (int i = 0; i < 4; ++i) {
+      scrapers.emplace_back([&exposer, headers] {
+        LoopbackClient client(exposer.port());
+        benchmark::DoNotOptimize(client.Get("/metrics", headers));
+      });
+    }
+    for (std::thread& t : scrapers) t.join();
+  };
+  double peak_mib = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    { std::ofstream("/proc/self/clear_refs") << "5"; }  // VmHWM := VmRSS (Linux >= 4.0)
+    const long before = ProcSelfKib("VmRSS");
+    state.ResumeTiming();
+    for (const char* h : kinds) round(h);
+    state.PauseTiming();
+    peak_mib = std::max(peak_mib, static_cast<double>(ProcSelfKib("VmHWM") - before) / 1024);
+    state.ResumeTiming();
+  }
+  state.counters["peak_rss_increase_mib"] = peak_mib;
+  state.counters["series"] = static_cast<double>(n);
+}
+BENCHMARK(BM_HttpScrapePeakMemory)
+    ->Arg(1000000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->MeasureProcessCPUTime()
     ->UseRealTime();
 
 }  // namespace
