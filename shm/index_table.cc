@@ -115,8 +115,8 @@ uint64_t Segment::Find(uint64_t table, std::string_view key, uint64_t hash) cons
   for (uint64_t i = 0; i <= mask; ++i) {
     const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_acquire);
     if (s == kSlotEmpty) return 0;
-    if (s == kSlotTombstone) continue;
-    const Entry* e = CheckedEntry(*this, limit, s);
+    if (s == kSlotTombstone || !SlotTagMatches(s, hash)) continue;
+    const Entry* e = CheckedEntry(*this, limit, SlotOffset(s));
     if (e == nullptr || LoadShared(e->hash) != hash || e->key_len != key.size()) continue;
     if (SameBytes(reinterpret_cast<const char*>(e + 1), key.data(), key.size())) {
       return e->value;
@@ -132,8 +132,8 @@ uint64_t Segment::FindLocked(uint64_t table_off, std::string_view key, uint64_t 
   for (uint64_t i = 0; i <= mask; ++i) {
     const uint64_t s = arr->slot[(hash + i) & mask].load(std::memory_order_relaxed);
     if (s == kSlotEmpty) return 0;
-    if (s == kSlotTombstone) continue;
-    const auto* e = At<Entry>(s);
+    if (s == kSlotTombstone || !SlotTagMatches(s, hash)) continue;
+    const auto* e = At<Entry>(SlotOffset(s));
     if (e->hash == hash && e->key_len == key.size() &&
         SameBytes(reinterpret_cast<const char*>(e + 1), key.data(), key.size())) {
       return e->value;
@@ -150,10 +150,18 @@ absl::Status Segment::Rebuild(TableHeader* table, uint64_t capacity) {
   auto* fresh = At<SlotArray>(*fresh_off);
   fresh->capacity = capacity;
   const uint64_t mask = capacity - 1;
-  for (uint64_t i = 0; i < old->capacity; ++i) {
+  const uint64_t old_capacity = old->capacity;
+  // Entries lie anywhere in the heap; fetching each one's hash a few slots ahead keeps those
+  // cache misses in flight instead of waiting on one per slot.
+  constexpr uint64_t kAhead = 8;
+  for (uint64_t i = 0; i < old_capacity; ++i) {
+    if (i + kAhead < old_capacity) {
+      const uint64_t ahead = old->slot[i + kAhead].load(std::memory_order_relaxed);
+      if (ahead > kSlotTombstone) __builtin_prefetch(base_ + SlotOffset(ahead));
+    }
     const uint64_t s = old->slot[i].load(std::memory_order_relaxed);
     if (s == kSlotEmpty || s == kSlotTombstone) continue;
-    uint64_t j = At<Entry>(s)->hash & mask;
+    uint64_t j = At<Entry>(SlotOffset(s))->hash & mask;
     while (fresh->slot[j].load(std::memory_order_relaxed) != kSlotEmpty) j = (j + 1) & mask;
     fresh->slot[j].store(s, std::memory_order_relaxed);
   }
@@ -209,12 +217,12 @@ absl::Status Segment::Insert(uint64_t table_off, std::string_view key, uint64_t 
   auto* arr = At<SlotArray>(table->slots.load(std::memory_order_relaxed));
   const uint64_t mask = cap - 1;
   for (uint64_t i = 0;; ++i) {
-    auto& slot = arr->slot[(e->hash + i) & mask];
+    auto& slot = arr->slot[(hash + i) & mask];
     const uint64_t s = slot.load(std::memory_order_relaxed);
     if (s == kSlotEmpty || s == kSlotTombstone) {
       if (s == kSlotTombstone) --table->tombstones;
       table->live.fetch_add(1, std::memory_order_relaxed);
-      slot.store(*entry_off, std::memory_order_release);
+      slot.store(SlotValue(*entry_off, hash), std::memory_order_release);
       return absl::OkStatus();
     }
   }
@@ -238,8 +246,8 @@ uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
     auto& slot = arr->slot[(hash + i) & mask];
     const uint64_t s = slot.load(std::memory_order_relaxed);
     if (s == kSlotEmpty) return 0;
-    if (s == kSlotTombstone) continue;
-    auto* e = At<Entry>(s);
+    if (s == kSlotTombstone || !SlotTagMatches(s, hash)) continue;
+    auto* e = At<Entry>(SlotOffset(s));
     if (e->hash != hash || e->key_len != key.size() ||
         std::memcmp(reinterpret_cast<const char*>(e + 1), key.data(), key.size()) != 0) {
       continue;
@@ -249,7 +257,7 @@ uint64_t Segment::Erase(uint64_t table_off, std::string_view key) {
     ++table->tombstones;
     table->live.fetch_sub(1, std::memory_order_relaxed);
     CountErasure(table);
-    Free(s);
+    Free(SlotOffset(s));
     return value;
   }
   return 0;
@@ -261,12 +269,12 @@ void Segment::EraseAll(uint64_t table_off, const std::function<void(uint64_t)>& 
   for (uint64_t i = 0; i < arr->capacity; ++i) {
     const uint64_t s = arr->slot[i].load(std::memory_order_relaxed);
     if (s == kSlotEmpty || s == kSlotTombstone) continue;
-    const uint64_t value = At<Entry>(s)->value;
+    const uint64_t value = At<Entry>(SlotOffset(s))->value;
     arr->slot[i].store(kSlotTombstone, std::memory_order_release);
     ++table->tombstones;
     table->live.fetch_sub(1, std::memory_order_relaxed);
     CountErasure(table);
-    Free(s);
+    Free(SlotOffset(s));
     on_erase(value);
   }
   // Shrink back; on failure the emptied array stays, which is valid.
@@ -314,7 +322,7 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
     // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
     const uint64_t max_entries = seg.ReadableSize() / (kBlockHeaderSize + sizeof(Entry));
     for (uint64_t i = 0; i < capacity; ++i) {
-      const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
+      const uint64_t s = SlotOffset(arr->slot[i].load(std::memory_order_acquire));
       if (s == kSlotEmpty || s == kSlotTombstone) continue;
       if (s % 8 != 0 || seg.Checked(s, sizeof(Entry)) == nullptr ||
           entries->size() >= max_entries) {

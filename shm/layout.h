@@ -28,7 +28,7 @@ namespace shmetrics::shm {
 // "shmetric" as little-endian bytes.
 inline constexpr uint64_t kMagic = 0x63697274656d6873ULL;
 // Bump whenever the layout changes.
-inline constexpr uint32_t kLayoutVersion = 3;
+inline constexpr uint32_t kLayoutVersion = 4;
 
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kBlockAlign = 16;
@@ -129,9 +129,22 @@ static_assert(std::is_standard_layout_v<TableHeader>);
 inline constexpr uint64_t kSlotEmpty = 0;
 inline constexpr uint64_t kSlotTombstone = 1;
 
+// Any other slot holds an Entry's offset in its low 48 bits (heaps are at most 1 TiB) and the top
+// 16 bits of the entry's key hash in its top 16 (FORMAT.md, "Index"): a probe passes entries of
+// other keys without reading them, which in a large index would be a cache miss each.
+inline constexpr int kSlotTagShift = 48;
+inline constexpr uint64_t kSlotOffsetMask = (uint64_t{1} << kSlotTagShift) - 1;
+inline uint64_t SlotValue(uint64_t entry_offset, uint64_t hash) {
+  return entry_offset | (hash & ~kSlotOffsetMask);
+}
+inline uint64_t SlotOffset(uint64_t slot) { return slot & kSlotOffsetMask; }
+inline bool SlotTagMatches(uint64_t slot, uint64_t hash) {
+  return ((slot ^ hash) & ~kSlotOffsetMask) == 0;
+}
+
 struct SlotArray {
   uint64_t capacity;              // a power of two
-  std::atomic<uint64_t> slot[1];  // capacity entries: kSlotEmpty, kSlotTombstone or an Entry offset
+  std::atomic<uint64_t> slot[1];  // capacity entries: kSlotEmpty, kSlotTombstone or SlotValue
 };
 static_assert(std::is_standard_layout_v<SlotArray>);
 

@@ -478,7 +478,7 @@ TEST_F(BadHeapTest, OtherLayoutVersion) {
   const absl::Status s = OpenStatus();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.message()),
-              HasSubstr("has layout version 99; this build of shmetrics reads layout version 3"));
+              HasSubstr("has layout version 99; this build of shmetrics reads layout version 4"));
 }
 
 TEST_F(BadHeapTest, CorruptRootOffsetsAndBlocks) {
