@@ -70,6 +70,31 @@ class SegmentTest : public ::testing::Test {
   Location loc_;
 };
 
+// FORMAT.md, "Index": a slot is the entry's offset with the top 16 bits of its key hash above,
+// and a probe must not take a slot whose tag differs for a match.
+TEST_F(SegmentTest, IndexSlotsCarryTheTopBitsOfTheHash) {
+  auto seg = CreateHeap();
+  ASSERT_NE(seg, nullptr);
+  for (int i = 0; i < 100; ++i) ASSERT_NE(FindOrCreate(*seg, "key" + std::to_string(i)), 0u);
+  const uint64_t table = seg->header().root_table.load();
+  auto* arr = seg->At<SlotArray>(seg->At<TableHeader>(table)->slots.load());
+  int tagged = 0;
+  for (uint64_t i = 0; i < arr->capacity; ++i) {
+    const uint64_t slot = arr->slot[i].load();
+    if (slot == kSlotEmpty || slot == kSlotTombstone) continue;
+    const auto* e = seg->At<Entry>(slot & 0x0000ffffffffffffULL);
+    EXPECT_EQ(slot >> 48, e->hash >> 48);
+    if ((slot >> 48) != 0) ++tagged;
+    // The same entry under another tag is another key's slot: no longer found.
+    const std::string key(reinterpret_cast<const char*>(e + 1), e->key_len);
+    EXPECT_EQ(seg->Find(table, key), e->value);
+    arr->slot[i].store(slot ^ (uint64_t{1} << 63));
+    EXPECT_EQ(seg->Find(table, key), 0u) << key;
+    arr->slot[i].store(slot);
+  }
+  EXPECT_GT(tagged, 90);
+}
+
 TEST(LocationTest, RejectsNamesThatEscapeTheShmDirectory) {
   for (const char* bad : {"", ".", "..", "a/b", "../etc", "x y", "a\nb"}) {
     auto loc = Location::ForName(bad);
