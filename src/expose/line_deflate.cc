@@ -18,7 +18,7 @@ constexpr size_t kMinMatch = 3;
 constexpr size_t kMaxMatch = 258;
 // Input per block: large enough that a block's code-length header (some 60-100 bytes) is under
 // 1% of its output, small enough that the symbol buffer stays in L2.
-constexpr size_t kBlockBytes = 128 << 10;
+constexpr size_t kBlockBytes = 64 << 10;
 // Bytes past the data that 8-byte loads may touch.
 constexpr size_t kPad = 16;
 // The buffer is slid down once this much of its front is no longer needed.
@@ -78,8 +78,8 @@ inline unsigned DistCode(uint32_t dist) {
 }
 
 // A symbol as the block's encoder reads it, so that literals and matches take one branch-free
-// path: bits 0-8 the literal/length symbol, 9-13 the distance code (kNoDist for a literal),
-// 14-18 the length's extra bits, 19-31 the distance's.
+// path through two table reads: bits 0-8 a literal byte, or 256 + length - 3 for a match; 9-13
+// the distance code (kNoDist for a literal); 14-26 the distance's extra bits.
 constexpr uint32_t kNoDist = 30;
 inline uint32_t LiteralSymbol(uint8_t byte) { return byte | kNoDist << 9; }
 
@@ -201,7 +201,22 @@ void BuildCodes(const uint8_t* lens, int n, uint16_t* codes) {
 
 }  // namespace
 
-LineGzipWriter::LineGzipWriter() : syms_(kBlockBytes + 8), hash_(size_t{1} << kHashBits, 0) {}
+// Neither buffer is zeroed: only what has been written is read (and the padding, set on append).
+LineGzipWriter::LineGzipWriter()
+    : syms_(new uint32_t[kBlockBytes]), hash_(size_t{1} << kHashBits, 0) {}
+
+void LineGzipWriter::Append(std::string_view input) {
+  if (len_ + input.size() + kPad > cap_) {
+    const size_t cap = std::max(len_ + input.size() + kPad, 2 * cap_);
+    std::unique_ptr<char[]> grown(new char[cap]);
+    if (len_ != 0) std::memcpy(grown.get(), buf_.get(), len_);
+    buf_ = std::move(grown);
+    cap_ = cap;
+  }
+  if (!input.empty()) std::memcpy(buf_.get() + len_, input.data(), input.size());
+  len_ += input.size();
+  std::memset(buf_.get() + len_, 0, kPad);
+}
 
 void LineGzipWriter::Write(std::string_view input, std::string* out) {
   out_ = out;
@@ -216,9 +231,7 @@ void LineGzipWriter::Write(std::string_view input, std::string* out) {
   }
   if (!input.empty()) {
     crc_ = libdeflate_crc32(crc_, input.data(), input.size());
-    if (buf_.size() < len_ + input.size() + kPad) buf_.resize(len_ + input.size() + kPad);
-    std::memcpy(buf_.data() + len_, input.data(), input.size());
-    len_ += input.size();
+    Append(input);
     Match(/*finishing=*/false);
     Slide();
   }
@@ -230,7 +243,7 @@ void LineGzipWriter::Finish(std::string* out) {
   Write({}, out);
   out_ = out;
   obuf_used_ = out->size();
-  if (buf_.size() < len_ + kPad) buf_.resize(len_ + kPad);
+  Append({});
   Match(/*finishing=*/true);
   FlushBlock(/*final_block=*/true);
   Reserve(16);
@@ -260,7 +273,7 @@ void LineGzipWriter::SearchNewline(int64_t from) {
   // A line start slid out of the buffer (a match ran over several lines) only costs the
   // previous-line candidate until the next newline.
   from = std::max<int64_t>(from, 0);
-  const auto* p = reinterpret_cast<const uint8_t*>(buf_.data());
+  const auto* p = reinterpret_cast<const uint8_t*>(buf_.get());
   const void* q = std::memchr(p + from, '\n', len_ - static_cast<size_t>(from));
   if (q != nullptr) {
     nl_ = static_cast<const uint8_t*>(q) - p;
@@ -272,19 +285,21 @@ void LineGzipWriter::SearchNewline(int64_t from) {
 }
 
 void LineGzipWriter::Match(bool finishing) {
-  const auto* p = reinterpret_cast<const uint8_t*>(buf_.data());
+  const auto* p = reinterpret_cast<const uint8_t*>(buf_.get());
   const size_t end = len_;
   const size_t stop = finishing ? end : (end > kMaxMatch ? end - kMaxMatch : 0);
   if (!nl_found_) SearchNewline(nl_);
   // State in locals: the stores to the symbol and hash arrays could otherwise alias the members
   // and force them through memory at every position.
-  uint32_t* const syms = syms_.data();
+  uint32_t* const syms = syms_.get();
   uint32_t* const hash = hash_.data();
   uint32_t* const lit_freq = lit_freq_.data();
   uint32_t* const dist_freq = dist_freq_.data();
   size_t nsyms = nsyms_;
   uint32_t last_dist = last_dist_;
   bool in_number = in_number_;
+  // The distance known not to match at i (the last match's, which ended there): not tried.
+  uint32_t failed_dist = failed_dist_;
   size_t block_end = block_start_ + kBlockBytes;
   auto line_distance = [&] {
     const int64_t d = line_start_ - prev_line_start_;
@@ -314,6 +329,7 @@ void LineGzipWriter::Match(bool finishing) {
         ++lit_freq[p[i]];
         ++i;
       } while (i < digits_end && static_cast<uint8_t>(p[i] - '0') < 10);
+      failed_dist = 0;
       if (i >= block_end) {
         pos_ = i;
         nsyms_ = nsyms;
@@ -328,7 +344,7 @@ void LineGzipWriter::Match(bool finishing) {
     size_t best_len = 0;
     uint32_t best_dist = 0;
     auto try_dist = [&](uint32_t dist) {
-      if (dist - 1 >= kWindow || dist > i) return;
+      if (dist - 1 >= kWindow || dist > i || dist == failed_dist) return;
       const size_t len = MatchLength(a, a - dist, limit);
       if (len > best_len) {
         best_len = len;
@@ -354,13 +370,16 @@ void LineGzipWriter::Match(bool finishing) {
     if (best_len >= kMinMatch) {
       const unsigned lc = kTables.len_code[best_len];
       const unsigned dc = DistCode(best_dist);
-      syms[nsyms++] = (257 + lc) | dc << 9 | static_cast<uint32_t>(best_len - kLenBase[lc]) << 14 |
-                      (best_dist - kDistBase[dc]) << 19;
+      syms[nsyms++] = static_cast<uint32_t>(256 + best_len - kMinMatch) | dc << 9 |
+                      (best_dist - kDistBase[dc]) << 14;
       ++lit_freq[257 + lc];
       ++dist_freq[dc];
       last_dist = best_dist;
+      // A match that ended short of its limit ended at a byte its distance does not repeat.
+      failed_dist = best_len < limit ? best_dist : 0;
       i += best_len;
     } else {
+      failed_dist = 0;
       syms[nsyms++] = LiteralSymbol(*a);
       ++lit_freq[*a];
       ++i;
@@ -378,6 +397,7 @@ void LineGzipWriter::Match(bool finishing) {
   nsyms_ = nsyms;
   last_dist_ = last_dist;
   in_number_ = in_number;
+  failed_dist_ = failed_dist;
 }
 
 void LineGzipWriter::FlushBlock(bool final_block) {
@@ -451,7 +471,7 @@ void LineGzipWriter::FlushBlock(bool final_block) {
 
   if (stored_bits < dyn_bits) {
     Reserve(block_bytes + 5 * stored_chunks + 8);
-    const auto* src = reinterpret_cast<const uint8_t*>(buf_.data()) + block_start_;
+    const auto* src = reinterpret_cast<const uint8_t*>(buf_.get()) + block_start_;
     size_t left = block_bytes;
     for (size_t c = 0; c < stored_chunks; ++c) {
       const size_t n = std::min<size_t>(left, 65535);
@@ -489,38 +509,39 @@ void LineGzipWriter::FlushBlock(bool final_block) {
       if (symbol >= 16) PutBits(rle[k] >> 8, kRepeatBits[symbol - 16]);
       FlushBits();
     }
-    // Code lengths and extra-bit counts per symbol, with kNoDist's all zero.
-    std::array<uint8_t, kNumLitLen> lit_nbits{};
-    std::array<uint8_t, kNumLitLen> lit_extra{};
-    std::array<uint16_t, 32> dcode{};
-    std::array<uint8_t, 32> dist_nbits{};
-    std::array<uint8_t, 32> dist_extra{};
-    for (int k = 0; k < kNumLitLen; ++k) {
-      lit_nbits[k] = lit_len[k];
-      lit_extra[k] = k > 256 ? kLenExtra[k - 257] : 0;
+    // Per symbol value: its code and (for a length) extra bits in the low 24 bits, their count in
+    // the high 8. Per distance code: code, length << 16, extra bit count << 24; kNoDist's all 0.
+    std::array<uint32_t, 512> vtab{};
+    for (int k = 0; k < 256; ++k) vtab[k] = lit_code[k] | uint32_t{lit_len[k]} << 24;
+    for (size_t len = kMinMatch; len <= kMaxMatch; ++len) {
+      const int c = kTables.len_code[len];
+      const unsigned code_len = lit_len[257 + c];
+      vtab[256 + len - kMinMatch] = lit_code[257 + c] |
+                                    static_cast<uint32_t>(len - kLenBase[c]) << code_len |
+                                    (code_len + kLenExtra[c]) << 24;
     }
+    std::array<uint32_t, 32> dtab{};
     for (int k = 0; k < kNumDist; ++k) {
-      dcode[k] = dist_code[k];
-      dist_nbits[k] = dist_len[k];
-      dist_extra[k] = kDistExtra[k];
+      dtab[k] = dist_code[k] | uint32_t{dist_len[k]} << 16 | uint32_t{kDistExtra[k]} << 24;
     }
     // The hot loop keeps the bit writer's state in registers.
-    const uint32_t* const syms = syms_.data();
+    const uint32_t* const syms = syms_.get();
     uint8_t* op = reinterpret_cast<uint8_t*>(out_->data()) + obuf_used_;
     uint64_t bits = bits_;
     unsigned nbits = nbits_;
     for (size_t k = 0; k < nsyms_; ++k) {
       const uint32_t s = syms[k];
-      const uint32_t ls = s & 511;
-      const uint32_t dc = (s >> 9) & 31;
-      bits |= uint64_t{lit_code[ls]} << nbits;
-      nbits += lit_nbits[ls];
-      bits |= uint64_t{(s >> 14) & 31} << nbits;
-      nbits += lit_extra[ls];
-      bits |= uint64_t{dcode[dc]} << nbits;
-      nbits += dist_nbits[dc];
-      bits |= uint64_t{s >> 19} << nbits;
-      nbits += dist_extra[dc];
+      const uint32_t e = vtab[s & 511];
+      const uint32_t d = dtab[(s >> 9) & 31];
+      // The symbol's fields first, then one shift into the buffer: the chain from one symbol
+      // to the next is a shift, an or and an add.
+      unsigned n = e >> 24;
+      uint64_t b = (e & 0xffffff) | uint64_t{d & 0xffff} << n;
+      n += (d >> 16) & 0xff;
+      b |= uint64_t{s >> 14} << n;
+      n += d >> 24;
+      bits |= b << nbits;
+      nbits += n;
       // At most 7 + 15 + 5 + 15 + 13 = 55 bits are pending here.
       uint64_t v = bits;
       if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
@@ -544,7 +565,7 @@ void LineGzipWriter::FlushBlock(bool final_block) {
 void LineGzipWriter::Slide() {
   const size_t keep_from = std::min(block_start_, pos_ > kWindow ? pos_ - kWindow : 0);
   if (keep_from < kSlideBytes) return;
-  std::memmove(buf_.data(), buf_.data() + keep_from, len_ - keep_from);
+  std::memmove(buf_.get(), buf_.get() + keep_from, len_ - keep_from);
   len_ -= keep_from;
   base_ += keep_from;
   pos_ -= keep_from;

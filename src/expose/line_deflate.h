@@ -24,6 +24,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,7 @@ class LineGzipWriter {
   void Finish(std::string* out);
 
  private:
+  void Append(std::string_view input);
   void Match(bool finishing);
   void SearchNewline(int64_t from);
   void FlushBlock(bool final_block);
@@ -63,7 +65,8 @@ class LineGzipWriter {
 
   // Input: buf_[0] is stream offset base_; bytes before pos_ have become symbols. kPad zero
   // bytes follow the data so 8-byte loads past the end are safe.
-  std::string buf_;
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
   size_t len_ = 0;
   uint64_t base_ = 0;
   size_t pos_ = 0;
@@ -74,10 +77,13 @@ class LineGzipWriter {
   int64_t prev_line_start_ = INT64_MIN / 4;  // none yet
   int64_t nl_ = 0;
   bool nl_found_ = false;
+  // The matcher's other candidates: the last match's distance, and the one known to fail at pos_
+  // (the last match's, when it ended there).
   uint32_t last_dist_ = 0;
+  uint32_t failed_dist_ = 0;
   bool in_number_ = false;  // the last symbol was a digit that found no match
 
-  std::vector<uint32_t> syms_;  // literal byte, or (length << 16) | distance
+  std::unique_ptr<uint32_t[]> syms_;  // see LiteralSymbol in the .cc
   size_t nsyms_ = 0;
   std::array<uint32_t, 286> lit_freq_{};
   std::array<uint32_t, 30> dist_freq_{};
