@@ -46,10 +46,9 @@ constexpr std::array<uint8_t, kNumCodeLen> kCodeLenOrder = {16, 17, 18, 0, 8,  7
 
 struct Tables {
   std::array<uint8_t, kMaxMatch + 1> len_code{};  // length -> length code - 257
-  // Distance code of distance d: small[d - 1] below 257, else large[(d - 1) >> 7] (zlib's
-  // trick: from code 16 on, every code spans a multiple of 128 distances).
-  std::array<uint8_t, 256> dist_small{};
-  std::array<uint8_t, 256> dist_large{};
+  // Distance code of distance d: [d - 1] below 257, else [256 + ((d - 1) >> 7)] (zlib's trick:
+  // from code 16 on, every code spans a multiple of 128 distances).
+  std::array<uint8_t, 512> dist_code{};
 };
 
 constexpr Tables MakeTables() {
@@ -62,9 +61,9 @@ constexpr Tables MakeTables() {
     for (int k = 0; k < (1 << kDistExtra[c]); ++k) {
       const int d = kDistBase[c] + k - 1;
       if (d < 256) {
-        t.dist_small[d] = static_cast<uint8_t>(c);
+        t.dist_code[d] = static_cast<uint8_t>(c);
       } else {
-        t.dist_large[d >> 7] = static_cast<uint8_t>(c);
+        t.dist_code[256 + (d >> 7)] = static_cast<uint8_t>(c);
       }
     }
   }
@@ -74,7 +73,7 @@ constexpr Tables kTables = MakeTables();
 
 inline unsigned DistCode(uint32_t dist) {
   const uint32_t d = dist - 1;
-  return d < 256 ? kTables.dist_small[d] : kTables.dist_large[d >> 7];
+  return kTables.dist_code[d < 256 ? d : 256 + (d >> 7)];
 }
 
 // A symbol as the block's encoder reads it, so that literals and matches take one branch-free
@@ -341,32 +340,45 @@ void LineGzipWriter::Match(bool finishing) {
     }
     in_number = false;
     const size_t limit = std::min(kMaxMatch, end - i);
-    size_t best_len = 0;
-    uint32_t best_dist = 0;
-    auto try_dist = [&](uint32_t dist) {
-      if (dist - 1 >= kWindow || dist > i || dist == failed_dist) return;
-      const size_t len = MatchLength(a, a - dist, limit);
-      if (len > best_len) {
-        best_len = len;
-        best_dist = dist;
-      }
-    };
     const uint32_t h = Hash4(Load32(a));
     const uint32_t here = static_cast<uint32_t>(base_ + i);
     const uint32_t hashed = here - hash[h];
     hash[h] = here;
-    if (limit >= kMinMatch) {
-      // No re-sync at a digit: it is for the text after a number whose length changed.
-      try_dist(last_dist);
-      if (best_len < 16 && line_dist != last_dist) try_dist(line_dist);
-      if (best_len < kMinMatch && hashed != last_dist && hashed != line_dist) try_dist(hashed);
-      if (best_len < kMinMatch && line_dist != 0 && !digit) {
-        try_dist(line_dist + 1);
-        try_dist(line_dist - 1);
-        try_dist(line_dist + 2);
-        try_dist(line_dist - 2);
+    // Each candidate's first 7 bytes are compared without a branch (an unusable distance
+    // compares the position with itself and counts 0): which candidate matches changes from
+    // one position to the next, and mispredicted branches cost more than the loads. Only a
+    // candidate matching all 7 is extended.
+    const uint64_t cur = Load64(a);
+    const size_t reach = std::min(i, kWindow);  // usable: 1 <= d <= reach
+    auto len7 = [&](uint32_t dist) -> uint32_t {
+      const bool ok = (dist - 1 < reach) & (dist != failed_dist);
+      const uint8_t* const b = ok ? a - dist : a;
+      // The top bit set: at most 7, and never the undefined count of zero.
+      const uint64_t x = (cur ^ Load64(b)) | uint64_t{1} << 63;
+      const uint32_t n = static_cast<uint32_t>(__builtin_ctzll(x)) >> 3;
+      return ok ? n : 0;
+    };
+    uint32_t best_dist = last_dist;
+    uint32_t best7 = len7(last_dist);
+    const uint32_t line7 = len7(line_dist);
+    best_dist = line7 > best7 ? line_dist : best_dist;
+    best7 = line7 > best7 ? line7 : best7;
+    // The hash only where the lines gave nothing: a longer match elsewhere for the text
+    // between two numbers would lose the second number's match at its usual distance.
+    const uint32_t hash7 = best7 < kMinMatch ? len7(hashed) : 0;
+    best_dist = hash7 > best7 ? hashed : best_dist;
+    best7 = hash7 > best7 ? hash7 : best7;
+    // No re-sync at a digit: it is for the text after a number whose length changed.
+    if (best7 < kMinMatch && line_dist != 0 && !digit) {
+      for (const uint32_t d : {line_dist + 1, line_dist - 1, line_dist + 2, line_dist - 2}) {
+        const uint32_t n = len7(d);
+        best_dist = n > best7 ? d : best_dist;
+        best7 = n > best7 ? n : best7;
       }
     }
+    const size_t best_len = best7 == 7 && limit > 7
+                                ? 7 + MatchLength(a + 7, a + 7 - best_dist, limit - 7)
+                                : std::min<size_t>(best7, limit);
     if (best_len >= kMinMatch) {
       const unsigned lc = kTables.len_code[best_len];
       const unsigned dc = DistCode(best_dist);
