@@ -23,7 +23,7 @@ constexpr size_t kBlockBytes = 64 << 10;
 constexpr size_t kPad = 16;
 // The buffer is slid down once this much of its front is no longer needed.
 constexpr size_t kSlideBytes = 64 << 10;
-constexpr int kHashBits = 13;
+constexpr int kHashBits = 12;
 
 constexpr int kNumLitLen = 286;
 constexpr int kNumDist = 30;
