@@ -16,6 +16,8 @@ namespace {
 constexpr size_t kWindow = 32768;  // RFC 1951's largest distance
 constexpr size_t kMinMatch = 3;
 constexpr size_t kMaxMatch = 258;
+// A match at least this long is taken for a line repeating the one before.
+constexpr size_t kLineMatch = 16;
 // Input per block: large enough that a block's code-length header (some 60-100 bytes) is under
 // 1% of its output, small enough that the symbol buffer stays in L2.
 constexpr size_t kBlockBytes = 64 << 10;
@@ -297,6 +299,7 @@ void LineGzipWriter::Match(bool finishing) {
   size_t nsyms = nsyms_;
   uint32_t last_dist = last_dist_;
   bool in_number = in_number_;
+  bool hash_first = hash_first_;
   // The distance known not to match at i (the last match's, which ended there): not tried.
   uint32_t failed_dist = failed_dist_;
   size_t block_end = block_start_ + kBlockBytes;
@@ -322,6 +325,12 @@ void LineGzipWriter::Match(bool finishing) {
     // (a third of the positions of a counter exposition, and the least likely to match). The
     // state carries over between calls, so where the input is split changes nothing.
     if (in_number && digit) {
+      if (hash_first) {
+        // The number a long match of the line before ran into: hashed at its first digit, as
+        // the same number may follow (a value repeating its label).
+        hash[Hash4(Load32(a))] = static_cast<uint32_t>(base_ + i);
+        hash_first = false;
+      }
       const size_t digits_end = std::min(stop, block_end);
       do {
         syms[nsyms++] = LiteralSymbol(p[i]);
@@ -339,6 +348,7 @@ void LineGzipWriter::Match(bool finishing) {
       continue;
     }
     in_number = false;
+    hash_first = false;
     const size_t limit = std::min(kMaxMatch, end - i);
     const uint32_t h = Hash4(Load32(a));
     const uint32_t here = static_cast<uint32_t>(base_ + i);
@@ -389,6 +399,10 @@ void LineGzipWriter::Match(bool finishing) {
       last_dist = best_dist;
       // A match that ended short of its limit ended at a byte its distance does not repeat.
       failed_dist = best_len < limit ? best_dist : 0;
+      // A long match of the previous line that stops at a digit stops at a number that
+      // changed: its digits go out as literals with no search (which would fail there).
+      in_number = best_len >= kLineMatch && best_len < limit;
+      hash_first = in_number;
       i += best_len;
     } else {
       failed_dist = 0;
@@ -409,6 +423,7 @@ void LineGzipWriter::Match(bool finishing) {
   nsyms_ = nsyms;
   last_dist_ = last_dist;
   in_number_ = in_number;
+  hash_first_ = hash_first;
   failed_dist_ = failed_dist;
 }
 

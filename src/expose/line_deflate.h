@@ -81,7 +81,8 @@ class LineGzipWriter {
   // (the last match's, when it ended there).
   uint32_t last_dist_ = 0;
   uint32_t failed_dist_ = 0;
-  bool in_number_ = false;  // the last symbol was a digit that found no match
+  bool in_number_ = false;   // digits at pos_ go out as literals without a search
+  bool hash_first_ = false;  // ... the first of them hashed
 
   std::unique_ptr<uint32_t[]> syms_;  // see LiteralSymbol in the .cc
   size_t nsyms_ = 0;
