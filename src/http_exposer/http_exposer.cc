@@ -134,8 +134,8 @@ struct HttpExposer::Impl {
   absl::Status Produce(const expose::Negotiated& negotiated, const collect::CollectOptions& options,
                        bool gzip, const http::BodySink& sink) {
     // A gzip'd body streams through LineGzipWriter (expose/line_deflate.h): one gzip member for
-    // the whole body, as curl --compressed reads only the first, at about twice libdeflate's
-    // level 1 speed on exposition text, so nothing is ever whole in memory.
+    // the whole body, as curl --compressed reads only the first, a little faster than
+    // libdeflate's level 1 on exposition text, and nothing of the body is ever whole in memory.
     std::string text;
     const size_t threshold = gzip ? kGzipTextBytes : kPieceBytes;
     text.reserve(threshold + threshold / 4);
