@@ -556,17 +556,21 @@ void LineGzipWriter::FlushBlock(bool final_block) {
     uint8_t* op = reinterpret_cast<uint8_t*>(out_->data()) + obuf_used_;
     uint64_t bits = bits_;
     unsigned nbits = nbits_;
-    for (size_t k = 0; k < nsyms_; ++k) {
+    const size_t nsyms = nsyms_;
+    for (size_t k = 0; k < nsyms; ++k) {
       const uint32_t s = syms[k];
       const uint32_t e = vtab[s & 511];
-      const uint32_t d = dtab[(s >> 9) & 31];
-      // The symbol's fields first, then one shift into the buffer: the chain from one symbol
-      // to the next is a shift, an or and an add.
       unsigned n = e >> 24;
-      uint64_t b = (e & 0xffffff) | uint64_t{d & 0xffff} << n;
-      n += (d >> 16) & 0xff;
-      b |= uint64_t{s >> 14} << n;
-      n += d >> 24;
+      uint64_t b = e & 0xffffff;
+      // A literal is its code alone; the pattern of literals and matches repeats line after
+      // line, which branch predictors learn.
+      if ((s & 256) != 0) {
+        const uint32_t d = dtab[(s >> 9) & 31];
+        b |= uint64_t{d & 0xffff} << n;
+        n += (d >> 16) & 0xff;
+        b |= uint64_t{s >> 14} << n;
+        n += d >> 24;
+      }
       bits |= b << nbits;
       nbits += n;
       // At most 7 + 15 + 5 + 15 + 13 = 55 bits are pending here.
