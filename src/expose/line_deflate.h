@@ -12,10 +12,10 @@
 // fixed Huffman's 8), with stored blocks where those are smaller (binary input).
 //
 // Measured on that exposition (BM_GzipExposition, text in 256 KiB pieces, shared 2-core machine,
-// medians): 599 kB (16.3% of the input) against libdeflate level 1's 587 kB (16.0%), in 9.4-14.5
-// ms of CPU against 11.6-16.4 ms in the same runs; under callgrind 100 M instructions and 0.34 M
-// mispredicted branches against libdeflate's 93 M and 0.85 M. The gain in the endpoint is
-// mostly from streaming itself (no whole text, no whole compressed copy): see BENCHMARKS.md.
+// medians of 3 rounds): 599 kB (16.3% of the input) against libdeflate level 1's 587 kB (16.0%),
+// in 7.5-7.9 ms of CPU against 9.9-10.6 ms; under callgrind 100 M instructions and 0.34 M
+// mispredicted branches against libdeflate's 93 M and 0.85 M. In the endpoint the rest of the
+// gain is streaming itself (no whole text, no whole compressed copy): see BENCHMARKS.md.
 //
 // The output is one gzip member for everything written, whatever the pieces: curl --compressed
 // reads only the first member. Memory stays bounded: the last 32 KiB of input (the deflate
