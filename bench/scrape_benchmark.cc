@@ -10,6 +10,7 @@
 // BM_ScrapeAfterWorkers  a fixed heap scraped after N worker processes attached and died.
 // BM_HttpScrapePeakMemory/N  the peak RSS that 4 concurrent plain and then 4 gzip'd scrapes of
 //                        N mixed series add to the serving process (a counter, in MiB).
+// BM_GzipExposition/0|1  libdeflate level 1 / LineGzipWriter alone on BM_ScrapeCounters's text.
 // BM_BareEncodeCounters  the bare baseline for the text: the same bytes written with
 //                        std::to_chars from a plain array, no heap and no collector.
 //
@@ -42,6 +43,8 @@
 #include "benchmark/benchmark.h"
 #include "collect/collector.h"
 #include "expose/encoder.h"
+#include "expose/gzip.h"
+#include "expose/line_deflate.h"
 #include "shm/heap_access.h"
 #include "shmetrics/http_exposer.h"
 
@@ -135,6 +138,35 @@ void BM_ScrapeCountersProtobuf(benchmark::State& state) {
   TimeScrapes(state, CachedHeap("counters", n, BuildCounters), expose::Format::kProtobuf, n);
 }
 BENCHMARK(BM_ScrapeCountersProtobuf)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The compressors alone on the text BM_ScrapeCounters/100000 produces, in the endpoint's 256 KiB
+// pieces: arg 0 libdeflate level 1 on the whole text, arg 1 the exposer's LineGzipWriter. Bytes
+// per second are of input; compressed_bytes and ratio (compressed / input) say what each gives.
+void BM_GzipExposition(benchmark::State& state) {
+  Fixture& fx = CachedHeap("counters", 100000, BuildCounters);
+  std::string text;
+  Scrape(fx.heap, expose::Format::kPrometheus, &text);
+  std::string out;
+  for (auto _ : state) {
+    out.clear();
+    if (state.range(0) == 0) {
+      if (!expose::GzipCompressTo(text, expose::kGzipFastestLevel, &out).ok()) {
+        throw std::runtime_error("gzip failed");
+      }
+    } else {
+      expose::LineGzipWriter w;
+      for (size_t pos = 0; pos < text.size(); pos += 256 << 10) {
+        w.Write(std::string_view(text).substr(pos, 256 << 10), &out);
+      }
+      w.Finish(&out);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(text.size()) * state.iterations());
+  state.counters["compressed_bytes"] = static_cast<double>(out.size());
+  state.counters["ratio"] = static_cast<double>(out.size()) / static_cast<double>(text.size());
+}
+BENCHMARK(BM_GzipExposition)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 // A keep-alive HTTP/1.1 client on a loopback socket: enough to fetch /metrics.
 class LoopbackClient {

@@ -11,7 +11,7 @@
 #include "collect/collector.h"
 #include "collect/exposition.h"
 #include "expose/encoder.h"
-#include "expose/gzip.h"
+#include "expose/line_deflate.h"
 #include "expose/negotiate.h"
 #include "http/query.h"
 #include "http/responses.h"
@@ -43,22 +43,18 @@ namespace {
 // the whole body) has output for the text so far.
 constexpr size_t kPieceBytes = 256 << 10;
 
-// A gzip'd exposition up to this size is compressed whole, by libdeflate (one member, sent with
-// Content-Length); only a longer one is streamed through zlib's deflate, whose level 1 costs
-// about 1.5x libdeflate's. libdeflate pieces as gzip members of their own would be as fast and
-// streamed, but curl --compressed (libcurl 7.88) stops after the first member and fails, while a
-// scrape of up to 4 MiB (100,000 counters is 3.7 MB) holding its text and its compressed copy
-// whole costs at most about 5 MiB.
-constexpr size_t kWholeGzipBytes = 4 << 20;
+// A gzip'd exposition goes to the compressor in smaller pieces of text, and out once at least
+// this much compressed output has piled up: the text and the compressor's buffers then stay in
+// the L2 cache beside the heap being walked (with 256 KiB pieces the walk itself ran slower).
+constexpr size_t kGzipTextBytes = 64 << 10;
 
 // Thrown out of the collect walk when the connection gives up on the response.
 struct Abandoned {};
 
 // Passes every call to the real encoder and hands its output over once it has grown past
-// *threshold (kPieceBytes, or kWholeGzipBytes while a gzip'd body may still be whole). The protobuf
-// encoder back-patches each MetricFamily's length prefix, so its output is only handed over between
-// families: a piece is then at least one whole family, and the bound is the largest family's
-// encoding rather than kPieceBytes.
+// *threshold (kPieceBytes). The protobuf encoder back-patches each MetricFamily's length prefix, so
+// its output is only handed over between families: a piece is then at least one whole family, and
+// the bound is the largest family's encoding rather than kPieceBytes.
 class PieceEncoder final : public expose::Encoder {
  public:
   PieceEncoder(std::unique_ptr<expose::Encoder> inner, const std::string* out,
@@ -137,36 +133,24 @@ struct HttpExposer::Impl {
   // in pieces, as one gzip stream when compressed.
   absl::Status Produce(const expose::Negotiated& negotiated, const collect::CollectOptions& options,
                        bool gzip, const http::BodySink& sink) {
-    // A gzip'd body's text is never handed over (only its compressed copy is), so each scrape
-    // thread keeps that buffer between scrapes: allocated afresh, its 4-5 MiB were faulted in
-    // again by every scrape (2,000 page faults, a fifth of a 100,000-counter gzip scrape).
-    thread_local std::string gzip_text;
-    std::string plain_text;
-    std::string& text = gzip ? gzip_text : plain_text;
-    text.clear();
-    size_t threshold = gzip ? kWholeGzipBytes : kPieceBytes;
-    text.reserve(gzip ? kWholeGzipBytes + kPieceBytes : kPieceBytes + kPieceBytes / 4);
+    // A gzip'd body streams through LineGzipWriter (expose/line_deflate.h): one gzip member for
+    // the whole body, as curl --compressed reads only the first, a little faster than
+    // libdeflate's level 1 on exposition text, and nothing of the body is ever whole in memory.
+    std::string text;
+    const size_t threshold = gzip ? kGzipTextBytes : kPieceBytes;
+    text.reserve(threshold + threshold / 4);
     std::string compressed;
-    std::optional<expose::GzipWriter> gz;
-    absl::Status compress_status;
+    std::optional<expose::LineGzipWriter> gz;
+    if (gzip) gz.emplace();
     auto flush = [&](bool last) {
       bool ok = true;
-      if (gzip && !gz.has_value() && last) {
-        // The whole body is here.
-        compress_status = expose::GzipCompressTo(text, expose::kGzipFastestLevel, &compressed);
-        if (!compress_status.ok()) throw Abandoned{};
+      if (gz.has_value()) {
+        gz->Write(text, &compressed);
+        if (last) gz->Finish(&compressed);
         text.clear();
-        ok = sink(&compressed);
-      } else if (gzip) {
-        if (!gz.has_value()) {
-          gz.emplace(expose::kGzipFastestLevel);
-          threshold = kPieceBytes;
+        if (compressed.size() >= kGzipTextBytes || (last && !compressed.empty())) {
+          ok = sink(&compressed);
         }
-        compress_status = gz->Write(text, &compressed);
-        if (compress_status.ok() && last) compress_status = gz->Finish(&compressed);
-        if (!compress_status.ok()) throw Abandoned{};
-        text.clear();
-        if (!compressed.empty()) ok = sink(&compressed);
       } else if (!text.empty()) {
         ok = sink(&text);
       }
@@ -189,7 +173,6 @@ struct HttpExposer::Impl {
       enc.Finish();
       flush(/*last=*/true);
     } catch (const Abandoned&) {
-      if (!compress_status.ok()) return compress_status;
       return absl::CancelledError("the client is gone");
     }
     return absl::OkStatus();
