@@ -67,69 +67,6 @@ absl::Status GzipCompressTo(std::string_view input, int level, std::string* out)
   return absl::OkStatus();
 }
 
-struct GzipWriter::State {
-  z_stream z{};
-  bool initialized = false;
-};
-
-GzipWriter::GzipWriter(int level) : state_(std::make_unique<State>()) {
-  if (level < -1 || level > 9) {
-    status_ = absl::InvalidArgumentError(absl::StrCat("gzip level ", level, " is not in -1..9"));
-    return;
-  }
-  // memLevel 8 (zlib's default): about 256 KiB of state.
-  const int rc =
-      deflateInit2(&state_->z, level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY);
-  if (rc != Z_OK) {
-    status_ = ZlibError("deflateInit2", rc, state_->z);
-    return;
-  }
-  state_->initialized = true;
-}
-
-GzipWriter::~GzipWriter() {
-  if (state_->initialized) deflateEnd(&state_->z);
-}
-
-absl::Status GzipWriter::Write(std::string_view input, std::string* out) {
-  return Deflate(input, Z_NO_FLUSH, out);
-}
-
-absl::Status GzipWriter::Finish(std::string* out) { return Deflate({}, Z_FINISH, out); }
-
-absl::Status GzipWriter::Deflate(std::string_view input, int flush, std::string* out) {
-  if (!status_.ok()) return status_;
-  z_stream& z = state_->z;
-  size_t in_pos = 0;
-  for (;;) {
-    if (z.avail_in == 0 && in_pos < input.size()) {
-      const size_t chunk = std::min(kMaxChunk, input.size() - in_pos);
-      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
-      z.avail_in = static_cast<uInt>(chunk);
-      in_pos += chunk;
-    }
-    // Text compresses 5-10x at level 1; a quarter of the input plus some room is rarely
-    // outgrown, and the loop grows it when it is.
-    const size_t used = out->size();
-    const size_t room = std::min(kMaxChunk, std::max<size_t>(input.size() / 4, 16384));
-    out->resize(used + room);
-    z.next_out = reinterpret_cast<Bytef*>(out->data() + used);
-    z.avail_out = static_cast<uInt>(room);
-    const bool last_input = in_pos == input.size();
-    const int rc = deflate(&z, last_input ? flush : Z_NO_FLUSH);
-    out->resize(used + room - z.avail_out);
-    if (rc == Z_STREAM_END) return absl::OkStatus();
-    if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      status_ = ZlibError("deflate", rc, z);
-      return status_;
-    }
-    // Done with this input once zlib took all of it and had output room to spare.
-    if (last_input && z.avail_in == 0 && z.avail_out != 0 && flush == Z_NO_FLUSH) {
-      return absl::OkStatus();
-    }
-  }
-}
-
 absl::StatusOr<std::string> GzipDecompress(std::string_view input, size_t max_output) {
   z_stream z{};
   int rc = inflateInit2(&z, kGzipWindowBits);
