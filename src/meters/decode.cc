@@ -111,7 +111,7 @@ void SeriesDecoder::Counter(const SeriesHeader* h, const Cell* cells,
     const Cell* c = cells + uint64_t{s} * f_.stride;
     v += static_cast<double>(c[C::kInteger].Load()) + c[C::kFraction].LoadDouble();
   }
-  const bool has_ex = ReadExemplar(seg_, h, 0, f_.exemplar_slots, &ex_);
+  const bool has_ex = f_.exemplar_slots != 0 && ReadExemplar(seg_, h, 0, f_.exemplar_slots, &ex_);
   enc_.Counter(labels_, v, created, has_ex ? &ex_.ex : nullptr);
 }
 
