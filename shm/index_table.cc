@@ -303,8 +303,8 @@ void DropRepeats(std::vector<uint64_t>* entries) {
 
 }  // namespace
 
-absl::Status Segment::ForEachEntry(uint64_t table,
-                                   const std::function<bool(std::string_view, uint64_t)>& f) const {
+absl::Status Segment::ForEachEntryBatch(
+    uint64_t table, const std::function<bool(std::span<const TableEntry>)>& f) const {
   std::vector<uint64_t> entries;
   bool erased = false;
   if (absl::Status s = GatherEntries(*this, table, &entries, &erased); !s.ok()) return s;
@@ -318,9 +318,26 @@ absl::Status Segment::ForEachEntry(uint64_t table,
   // places ahead keeps those misses in flight. Prefetches never fault; offsets beyond the
   // committed heap are skipped, and everything used below is still checked.
   constexpr size_t kAhead = 16;
+  // Checked entries go to f kBatch at a time: one call per batch rather than per entry.
+  constexpr size_t kBatch = 16;
   const uint64_t limit = ReadableSize();
   const size_t n = entries.size();
-  std::string key_copy;
+  TableEntry batch[kBatch];
+  size_t at[kBatch];
+  size_t size = 0;
+  // The keys, copied as they are checked: f sees them up to a batch later, by when an entry may
+  // have been erased and its block reused; the copy is what f would have read at once.
+  std::string keys;
+  auto flush = [&] {
+    for (size_t k = 0; k < size; ++k) {
+      const size_t end = k + 1 < size ? at[k + 1] : keys.size();
+      batch[k].key = std::string_view(keys.data() + at[k], end - at[k]);
+    }
+    const bool more = size == 0 || f(std::span<const TableEntry>(batch, size));
+    size = 0;
+    keys.clear();
+    return more;
+  };
   for (size_t i = 0; i < n; ++i) {
     // Gathered offsets are 8-aligned and inside the heap.
     if (i + kAhead < n) __builtin_prefetch(base_ + entries[i + kAhead] - kBlockHeaderSize);
@@ -331,18 +348,24 @@ absl::Status Segment::ForEachEntry(uint64_t table,
     }
     const Entry* e = CheckedEntry(*this, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
-    std::string_view key(reinterpret_cast<const char*>(e + 1), e->key_len);
+    const uint32_t len = e->key_len;
+    const size_t start = keys.size();
+    keys.append(reinterpret_cast<const char*>(e + 1), len);
     if (erased) {
       // A block freed by an erasure may be an entry again, its key still being written: read
       // half old, half new, it could spell another live key. The inserter writes the hash
       // before the key, so a copy whose hash is not the stored one is such a torn read: skip it.
       const uint64_t hash = LoadShared(e->hash);
-      key_copy.assign(key.data(), key.size());
-      if (KeyHash(key_copy.data(), key_copy.size()) != hash) continue;
-      key = key_copy;
+      if (KeyHash(keys.data() + start, len) != hash) {
+        keys.resize(start);
+        continue;
+      }
     }
-    if (!f(key, e->value)) break;
+    at[size] = start;
+    batch[size++].value = e->value;
+    if (size == kBatch && !flush()) return absl::OkStatus();
   }
+  flush();
   return absl::OkStatus();
 }
 
