@@ -1,10 +1,12 @@
 #include "expose/encoder.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -367,26 +369,40 @@ class TextEncoder final : public Encoder {
   // (or one of them and the label the encoder adds, `added`) the same name.
   bool SetSeriesLabels(LabelSpan labels, std::string_view added) {
     if (skip_family_) return false;
+    if (known_legacy_.Holds(labels)) {
+      // The last series' names, none escaped (the collector passes a family's names as the same
+      // views for every series): only the values are new.
+      size_t bound = 0;
+      for (const Label& l : labels) bound += l.name.size() + 2 * l.value.size() + 4;
+      char* p = LabelBuffer(bound);
+      for (size_t i = 0; i < labels.size(); ++i) {
+        if (i > 0) *p++ = ',';
+        p = Put(p, labels[i].name);
+        *p++ = '=';
+        *p++ = '"';
+        p = PutEscaped<true>(p, labels[i].value);
+        *p++ = '"';
+      }
+      labels_len_ = p - labels_buf_.get();
+      return true;
+    }
     if (label_scratch_.size() < labels.size()) label_scratch_.resize(labels.size());
     label_names_.resize(labels.size());
-    const bool known_legacy = known_legacy_.Holds(labels);
     bool escaped = false;
     size_t bound = 0;
     for (size_t i = 0; i < labels.size(); ++i) {
-      label_names_[i] =
-          known_legacy ? labels[i].name : WriteLabelName(labels[i].name, &label_scratch_[i]);
+      label_names_[i] = WriteLabelName(labels[i].name, &label_scratch_[i]);
       escaped |= label_names_[i].data() != labels[i].name.data();
       bound += label_names_[i].size() + 2 * labels[i].value.size() + 4;  // ,name="value"
     }
-    if (!known_legacy && !escaped) known_legacy_.Remember(labels);
+    if (!escaped) known_legacy_.Remember(labels);
     if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(label_names_, added)) {
       NoteOnce(std::string("a series of metric \"") + name_ + "\" is left out of expositions " +
                "with escaping=" + std::string(SchemeName(escaping_)) +
                ": two of its label names escape to the same name");
       return false;
     }
-    labels_.resize(bound);
-    char* p = labels_.data();
+    char* p = LabelBuffer(bound);
     for (size_t i = 0; i < labels.size(); ++i) {
       if (i > 0) *p++ = ',';
       p = Put(p, label_names_[i]);
@@ -395,24 +411,44 @@ class TextEncoder final : public Encoder {
       p = PutEscaped<true>(p, labels[i].value);
       *p++ = '"';
     }
-    labels_.resize(p - labels_.data());
+    labels_len_ = p - labels_buf_.get();
     return true;
   }
 
-  // Grows *out_ by enough for one sample line of the current series plus extra bytes, and returns
-  // where the line starts. EndLine(end of what was written) ends the line and trims the rest.
-  // The resize zero-fills a few hundred bytes at most; it is what lets the line be written with
-  // plain stores.
+  // Room for `bound` bytes of rendered labels, which the caller writes from the start.
+  char* LabelBuffer(size_t bound) {
+    if (bound > labels_cap_) {
+      labels_cap_ = std::max(bound, 2 * labels_cap_);
+      labels_buf_ = std::make_unique<char[]>(labels_cap_);
+    }
+    return labels_buf_.get();
+  }
+  std::string_view labels() const { return {labels_buf_.get(), labels_len_}; }
+
+  // Returns where a sample line of the current series may be written, with room for the line
+  // plus extra bytes; EndLine(end of what was written) ends it and appends it to *out_. Lines
+  // are written to line_ and then appended, which neither zero-fills nor trims *out_; a longer
+  // one is written in place into *out_, grown for it (zero-filled) and trimmed after.
   char* BeginLine(size_t extra) {
-    const size_t old = out_->size();
     // name, suffix, `{labels,le="<number>"} `, value, newline.
-    out_->resize(old + name_.size() + kQuotedNameExtra + kMaxSuffix + labels_.size() + 16 +
-                 2 * kMaxNumberChars + extra);
+    const size_t bound = name_.size() + kQuotedNameExtra + kMaxSuffix + labels_len_ + 16 +
+                         2 * kMaxNumberChars + extra;
+    if (bound <= sizeof(line_)) {
+      line_in_out_ = false;
+      return line_;
+    }
+    line_in_out_ = true;
+    const size_t old = out_->size();
+    out_->resize(old + bound);
     return out_->data() + old;
   }
   void EndLine(char* p) {
     *p++ = '\n';
-    out_->resize(p - out_->data());
+    if (line_in_out_) {
+      out_->resize(p - out_->data());
+    } else {
+      out_->append(line_, p - line_);
+    }
   }
 
   // Writes `<name><suffix>`, or `"<name><suffix>"`.
@@ -430,16 +466,16 @@ class TextEncoder final : public Encoder {
     if (quoted_) {
       *p++ = '{';
       p = PutName(p, suffix);
-      if (!labels_.empty()) {
+      if (labels_len_ != 0) {
         *p++ = ',';
-        p = Put(p, labels_);
+        p = Put(p, labels());
       }
       *p++ = '}';
     } else {
       p = PutName(p, suffix);
-      if (!labels_.empty()) {
+      if (labels_len_ != 0) {
         *p++ = '{';
-        p = Put(p, labels_);
+        p = Put(p, labels());
         *p++ = '}';
       }
     }
@@ -458,8 +494,8 @@ class TextEncoder final : public Encoder {
       p = PutName(p, suffix);
       *p++ = '{';
     }
-    if (!labels_.empty()) {
-      p = Put(p, labels_);
+    if (labels_len_ != 0) {
+      p = Put(p, labels());
       *p++ = ',';
     }
     p = Put(p, label);
@@ -499,7 +535,10 @@ class TextEncoder final : public Encoder {
   bool quoted_ = false;
   std::string state_label_;  // a stateset's state label name, as written
   MetricType type_ = MetricType::kUnknown;
-  std::string labels_;                         // the current series' rendered label pairs
+  // The current series' rendered label pairs
+  std::unique_ptr<char[]> labels_buf_;
+  size_t labels_cap_ = 0;
+  size_t labels_len_ = 0;
   std::vector<std::string_view> label_names_;  // its label names as written
   bool in_family_ = false;
   bool skip_family_ = false;  // left out: its escaped name is an earlier family's
@@ -512,6 +551,8 @@ class TextEncoder final : public Encoder {
   std::string scratch_;
   std::string state_label_scratch_;
   std::vector<std::string> label_scratch_;
+  char line_[512];  // a sample line, see BeginLine
+  bool line_in_out_ = false;
 };
 
 }  // namespace
