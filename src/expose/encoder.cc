@@ -146,8 +146,12 @@ class TextEncoder final : public Encoder {
   void Counter(LabelSpan labels, double value, std::optional<double> created,
                const Exemplar* exemplar) override {
     assert(in_family_ && type_ == MetricType::kCounter);
+    if (skip_family_) return;
+    const bool with_exemplar = openmetrics_ && exemplar != nullptr && ExemplarFits(*exemplar);
+    const bool with_created = created_ && created.has_value();
+    if (!with_exemplar && !with_created && DirectLine(labels, "_total", value)) return;
     if (!SetSeriesLabels(labels, {})) return;
-    if (openmetrics_ && exemplar != nullptr && ExemplarFits(*exemplar)) {
+    if (with_exemplar) {
       char* p = BeginLine(ExemplarBound(*exemplar));
       p = PutSampleStart(p, "_total");
       p = WriteSampleValue(value, p);
@@ -156,11 +160,12 @@ class TextEncoder final : public Encoder {
     } else {
       SampleLine("_total", value);
     }
-    if (created_ && created.has_value()) SampleLine("_created", *created);
+    if (with_created) SampleLine("_created", *created);
   }
 
   void Gauge(LabelSpan labels, double value) override {
     assert(in_family_ && (type_ == MetricType::kGauge || type_ == MetricType::kUnknown));
+    if (skip_family_ || DirectLine(labels, "", value)) return;
     if (!SetSeriesLabels(labels, {})) return;
     SampleLine("", value);
   }
@@ -210,6 +215,7 @@ class TextEncoder final : public Encoder {
 
   void Info(LabelSpan labels) override {
     assert(in_family_ && type_ == MetricType::kInfo);
+    if (skip_family_ || DirectLine(labels, "_info", 1)) return;
     if (!SetSeriesLabels(labels, {})) return;
     SampleLine("_info", 1);
   }
@@ -425,30 +431,49 @@ class TextEncoder final : public Encoder {
   }
   std::string_view labels() const { return {labels_buf_.get(), labels_len_}; }
 
-  // Returns where a sample line of the current series may be written, with room for the line
-  // plus extra bytes; EndLine(end of what was written) ends it and appends it to *out_. Lines
-  // are written to line_ and then appended, which neither zero-fills nor trims *out_; a longer
-  // one is written in place into *out_, grown for it (zero-filled) and trimmed after.
+  // Grows *out_ by enough for one sample line of the current series plus extra bytes, and returns
+  // where the line starts. EndLine(end of what was written) ends the line and trims the rest.
+  // The resize zero-fills a few hundred bytes at most; it is what lets the line be written with
+  // plain stores. (Writing it elsewhere and appending it is slower: the copy's wide loads wait
+  // for the narrow stores that just wrote the line.)
   char* BeginLine(size_t extra) {
-    // name, suffix, `{labels,le="<number>"} `, value, newline.
-    const size_t bound = name_.size() + kQuotedNameExtra + kMaxSuffix + labels_len_ + 16 +
-                         2 * kMaxNumberChars + extra;
-    if (bound <= sizeof(line_)) {
-      line_in_out_ = false;
-      return line_;
-    }
-    line_in_out_ = true;
     const size_t old = out_->size();
-    out_->resize(old + bound);
+    // name, suffix, `{labels,le="<number>"} `, value, newline.
+    out_->resize(old + name_.size() + kQuotedNameExtra + kMaxSuffix + labels_len_ + 16 +
+                 2 * kMaxNumberChars + extra);
     return out_->data() + old;
   }
   void EndLine(char* p) {
     *p++ = '\n';
-    if (line_in_out_) {
-      out_->resize(p - out_->data());
-    } else {
-      out_->append(line_, p - line_);
+    out_->resize(p - out_->data());
+  }
+
+  // Writes the one sample line of a series straight from its labels, rather than rendering them
+  // apart first and copying them in. False when SetSeriesLabels and the general path must: the
+  // labels' names are not the last series' unescaped ones, or the name is quoted.
+  bool DirectLine(LabelSpan labels, std::string_view suffix, double value) {
+    if (quoted_ || !known_legacy_.Holds(labels)) return false;
+    size_t bound = 0;
+    for (const Label& l : labels) bound += l.name.size() + 2 * l.value.size() + 4;
+    labels_len_ = 0;
+    char* p = BeginLine(bound);
+    p = Put(p, name_);
+    p = Put(p, suffix);
+    if (!labels.empty()) {
+      *p++ = '{';
+      for (size_t i = 0; i < labels.size(); ++i) {
+        if (i > 0) *p++ = ',';
+        p = Put(p, labels[i].name);
+        *p++ = '=';
+        *p++ = '"';
+        p = PutEscaped<true>(p, labels[i].value);
+        *p++ = '"';
+      }
+      *p++ = '}';
     }
+    *p++ = ' ';
+    EndLine(WriteSampleValue(value, p));
+    return true;
   }
 
   // Writes `<name><suffix>`, or `"<name><suffix>"`.
@@ -551,8 +576,6 @@ class TextEncoder final : public Encoder {
   std::string scratch_;
   std::string state_label_scratch_;
   std::vector<std::string> label_scratch_;
-  char line_[512];  // a sample line, see BeginLine
-  bool line_in_out_ = false;
 };
 
 }  // namespace
