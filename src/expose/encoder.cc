@@ -129,6 +129,7 @@ class TextEncoder final : public Encoder {
     // reused from family to family.
     SetName(family.name);
     known_legacy_.Forget();
+    direct_prefix_valid_ = false;
     // Escaping can give two families one name: the first keeps it, a later one is left out.
     skip_family_ = !claims_.Claim(family.name, quoted_ ? family.name : name_, type_);
     if (skip_family_) return;
@@ -401,7 +402,10 @@ class TextEncoder final : public Encoder {
       escaped |= label_names_[i].data() != labels[i].name.data();
       bound += label_names_[i].size() + 2 * labels[i].value.size() + 4;  // ,name="value"
     }
-    if (!escaped) known_legacy_.Remember(labels);
+    if (!escaped) {
+      known_legacy_.Remember(labels);
+      direct_prefix_valid_ = false;
+    }
     if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(label_names_, added)) {
       NoteOnce(std::string("a series of metric \"") + name_ + "\" is left out of expositions " +
                "with escaping=" + std::string(SchemeName(escaping_)) +
@@ -453,16 +457,24 @@ class TextEncoder final : public Encoder {
   // labels' names are not the last series' unescaped ones, or the name is quoted.
   bool DirectLine(LabelSpan labels, std::string_view suffix, double value) {
     if (quoted_ || !known_legacy_.Holds(labels)) return false;
+    // `<name><suffix>{<first label>="` is the same for every series of the family (their names
+    // are the ones known_legacy_ holds), so it is written once and copied.
+    if (!direct_prefix_valid_ || direct_suffix_ != suffix) {
+      direct_suffix_.assign(suffix);
+      direct_prefix_.assign(name_).append(suffix);
+      if (!labels.empty()) direct_prefix_.append("{").append(labels[0].name).append("=\"");
+      direct_prefix_valid_ = true;
+    }
     size_t bound = 0;
     for (const Label& l : labels) bound += l.name.size() + 2 * l.value.size() + 4;
     labels_len_ = 0;
     char* p = BeginLine(bound);
-    p = Put(p, name_);
-    p = Put(p, suffix);
+    p = Put(p, direct_prefix_);
     if (!labels.empty()) {
-      *p++ = '{';
-      for (size_t i = 0; i < labels.size(); ++i) {
-        if (i > 0) *p++ = ',';
+      p = PutEscaped<true>(p, labels[0].value);
+      *p++ = '"';
+      for (size_t i = 1; i < labels.size(); ++i) {
+        *p++ = ',';
         p = Put(p, labels[i].name);
         *p++ = '=';
         *p++ = '"';
@@ -568,6 +580,11 @@ class TextEncoder final : public Encoder {
   bool in_family_ = false;
   bool skip_family_ = false;  // left out: its escaped name is an earlier family's
   bool finished_ = false;
+
+  // DirectLine's constant start of a line, for direct_suffix_; see DirectLine
+  std::string direct_prefix_;
+  std::string direct_suffix_;
+  bool direct_prefix_valid_ = false;
 
   FamilyNameClaims claims_;
   KnownLegacyLabels known_legacy_;
