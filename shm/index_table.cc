@@ -317,7 +317,7 @@ absl::Status Segment::ForEachEntryBatch(
   // Prefetching the entry kAhead places ahead and, once it has arrived, its record kAhead / 2
   // places ahead keeps those misses in flight. Prefetches never fault; offsets beyond the
   // committed heap are skipped, and everything used below is still checked.
-  constexpr size_t kAhead = 16;
+  constexpr size_t kAhead = 64;
   // Checked entries go to f kBatch at a time: one call per batch rather than per entry.
   constexpr size_t kBatch = 16;
   const uint64_t limit = ReadableSize();
