@@ -256,11 +256,15 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
     uint64_t bad_slot = 0, bad_value = 0;
     // Distinct entries take at least 32 bytes each; more slots than that repeat offsets, which
     // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
-    const uint64_t max_entries = seg.ReadableSize() / (kBlockHeaderSize + sizeof(Entry));
+    const uint64_t readable = seg.ReadableSize();
+    const uint64_t max_entries = readable / (kBlockHeaderSize + sizeof(Entry));
     for (uint64_t i = 0; i < capacity; ++i) {
       const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
       if (s == kSlotEmpty || s == kSlotTombstone) continue;
-      if (s % 8 != 0 || seg.Checked(s, sizeof(Entry)) == nullptr ||
+      // Within what was readable when the walk began is within what Checked allows now; only
+      // an offset past it (the heap may have grown since) needs Checked itself.
+      const bool inside = s >= kHeaderSize && s <= readable && sizeof(Entry) <= readable - s;
+      if (s % 8 != 0 || (!inside && seg.Checked(s, sizeof(Entry)) == nullptr) ||
           entries->size() >= max_entries) {
         bad = true;
         bad_slot = i;
