@@ -258,6 +258,10 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
     // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
     const uint64_t readable = seg.ReadableSize();
     const uint64_t max_entries = readable / (kBlockHeaderSize + sizeof(Entry));
+    // Room for the live count (as the table says; the bounds keep a corrupt one harmless), so
+    // the list is not regrown and copied as it fills.
+    const uint64_t live = th == nullptr ? 0 : th->live.load(std::memory_order_relaxed);
+    entries->reserve(std::min({live + live / 8 + 16, capacity, max_entries}));
     for (uint64_t i = 0; i < capacity; ++i) {
       const uint64_t s = arr->slot[i].load(std::memory_order_acquire);
       if (s == kSlotEmpty || s == kSlotTombstone) continue;
