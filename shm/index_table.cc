@@ -320,11 +320,19 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
     uint64_t bad_slot = 0, bad_value = 0;
     // Distinct entries take at least 32 bytes each; more slots than that repeat offsets, which
     // only a corrupt (or racing) table does. The bound keeps the list proportional to the heap.
-    const uint64_t max_entries = seg.ReadableSize() / (kBlockHeaderSize + sizeof(Entry));
+    const uint64_t readable = seg.ReadableSize();
+    const uint64_t max_entries = readable / (kBlockHeaderSize + sizeof(Entry));
+    // Room for the live count (as the table says; the bounds keep a corrupt one harmless), so
+    // the list is not regrown and copied as it fills.
+    const uint64_t live = th == nullptr ? 0 : th->live.load(std::memory_order_relaxed);
+    entries->reserve(std::min({live + live / 8 + 16, capacity, max_entries}));
     for (uint64_t i = 0; i < capacity; ++i) {
       const uint64_t s = SlotOffset(arr->slot[i].load(std::memory_order_acquire));
       if (s == kSlotEmpty || s == kSlotTombstone) continue;
-      if (s % 8 != 0 || seg.Checked(s, sizeof(Entry)) == nullptr ||
+      // Within what was readable when the walk began is within what Checked allows now; only
+      // an offset past it (the heap may have grown since) needs Checked itself.
+      const bool inside = s >= kHeaderSize && s <= readable && sizeof(Entry) <= readable - s;
+      if (s % 8 != 0 || (!inside && seg.Checked(s, sizeof(Entry)) == nullptr) ||
           entries->size() >= max_entries) {
         bad = true;
         bad_slot = i;
@@ -367,8 +375,8 @@ void DropRepeats(std::vector<uint64_t>* entries) {
 
 }  // namespace
 
-absl::Status Segment::ForEachEntry(uint64_t table,
-                                   const std::function<bool(std::string_view, uint64_t)>& f) const {
+absl::Status Segment::ForEachEntryBatch(
+    uint64_t table, const std::function<bool(std::span<const TableEntry>)>& f) const {
   std::vector<uint64_t> entries;
   bool erased = false;
   if (absl::Status s = GatherEntries(*this, table, &entries, &erased); !s.ok()) return s;
@@ -381,10 +389,27 @@ absl::Status Segment::ForEachEntry(uint64_t table,
   // Prefetching the entry kAhead places ahead and, once it has arrived, its record kAhead / 2
   // places ahead keeps those misses in flight. Prefetches never fault; offsets beyond the
   // committed heap are skipped, and everything used below is still checked.
-  constexpr size_t kAhead = 16;
+  constexpr size_t kAhead = 64;
+  // Checked entries go to f kBatch at a time: one call per batch rather than per entry.
+  constexpr size_t kBatch = 16;
   const uint64_t limit = ReadableSize();
   const size_t n = entries.size();
-  std::string key_copy;
+  TableEntry batch[kBatch];
+  size_t at[kBatch];
+  size_t size = 0;
+  // The keys, copied as they are checked: f sees them up to a batch later, by when an entry may
+  // have been erased and its block reused; the copy is what f would have read at once.
+  std::string keys;
+  auto flush = [&] {
+    for (size_t k = 0; k < size; ++k) {
+      const size_t end = k + 1 < size ? at[k + 1] : keys.size();
+      batch[k].key = std::string_view(keys.data() + at[k], end - at[k]);
+    }
+    const bool more = size == 0 || f(std::span<const TableEntry>(batch, size));
+    size = 0;
+    keys.clear();
+    return more;
+  };
   for (size_t i = 0; i < n; ++i) {
     // Gathered offsets are 8-aligned and inside the heap.
     if (i + kAhead < n) __builtin_prefetch(base_ + entries[i + kAhead] - kBlockHeaderSize);
@@ -395,18 +420,24 @@ absl::Status Segment::ForEachEntry(uint64_t table,
     }
     const Entry* e = CheckedEntry(*this, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
-    std::string_view key(reinterpret_cast<const char*>(e + 1), e->key_len);
+    const uint32_t len = e->key_len;
+    const size_t start = keys.size();
+    keys.append(reinterpret_cast<const char*>(e + 1), len);
     if (erased) {
       // A block freed by an erasure may be an entry again, its key still being written: read
       // half old, half new, it could spell another live key. The inserter writes the hash
       // before the key, so a copy whose hash is not the stored one is such a torn read: skip it.
       const uint64_t hash = LoadShared(e->hash);
-      key_copy.assign(key.data(), key.size());
-      if (KeyHash(key_copy.data(), key_copy.size()) != hash) continue;
-      key = key_copy;
+      if (KeyHash(keys.data() + start, len) != hash) {
+        keys.resize(start);
+        continue;
+      }
     }
-    if (!f(key, e->value)) break;
+    at[size] = start;
+    batch[size++].value = e->value;
+    if (size == kBatch && !flush()) return absl::OkStatus();
   }
+  flush();
   return absl::OkStatus();
 }
 

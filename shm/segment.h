@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -189,8 +190,24 @@ class Segment {
 
   // Calls f(key, value) for every live entry, lock-free. Every offset and length is checked;
   // a corrupt table ends the walk with DataLoss. Stops early when f returns false.
-  absl::Status ForEachEntry(
-      uint64_t table, const std::function<bool(std::string_view key, uint64_t value)>& f) const;
+  template <typename F>
+  absl::Status ForEachEntry(uint64_t table, F&& f) const {
+    return ForEachEntryBatch(table, [&f](std::span<const TableEntry> batch) {
+      for (const TableEntry& e : batch) {
+        if (!f(e.key, e.value)) return false;
+      }
+      return true;
+    });
+  }
+  // A live entry of a walk; key is valid until the walk's next batch.
+  struct TableEntry {
+    std::string_view key;
+    uint64_t value;
+  };
+  // ForEachEntry in batches of checked entries: one call per batch rather than per entry, and
+  // while f reads the records of one batch, the next one's are already on their way to the cache.
+  absl::Status ForEachEntryBatch(uint64_t table,
+                                 const std::function<bool(std::span<const TableEntry>)>& f) const;
   // Number of live entries (approximate while writers run).
   uint64_t TableSize(uint64_t table) const;
 

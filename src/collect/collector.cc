@@ -127,9 +127,14 @@ class FamilyWalk {
   absl::Status Run() {
     const FamilyView& f = f_;
     const size_t nl = f.def.label_names.size();
-    std::vector<std::string_view> values;
+    // The label names are the family's: laid out once, so a series only sets its values.
     std::vector<expose::Label>& labels = decoder_.labels();
+    labels.clear();
     labels.reserve(f.def.const_labels.size() + nl + extra_.size() + 1);
+    for (const auto& [n, v] : f.def.const_labels) labels.push_back({n, v});
+    const size_t first = labels.size();
+    for (size_t i = 0; i < nl; ++i) labels.push_back({f.def.label_names[i], {}});
+    labels.insert(labels.end(), extra_.begin(), extra_.end());
     absl::Status status = seg_.ForEachEntry(f.table, [&](std::string_view key, uint64_t off) {
       const char* p = seg_.Checked(off, f.series_size);
       if (p == nullptr) {
@@ -137,15 +142,13 @@ class FamilyWalk {
         return false;
       }
       const auto* h = reinterpret_cast<const SeriesHeader*>(p);
-      if (h->magic != meters::kSeriesMagic) return true;  // removed while we looked
-      if (!meters::SplitKey(key, nl, &values)) {
+      if (h->magic != meters::kSeriesMagic) return true;    // removed while we looked
+      expose::Label* const values = labels.data() + first;  // the decoder may have grown it
+      if (!meters::SplitKeyInto(key, nl,
+                                [&](size_t i, std::string_view v) { values[i].value = v; })) {
         status_ = Corrupt(seg_, absl::StrCat("series key of \"", f.def.name, "\""));
         return false;
       }
-      labels.clear();
-      for (const auto& [n, v] : f.def.const_labels) labels.push_back({n, v});
-      for (size_t i = 0; i < nl; ++i) labels.push_back({f.def.label_names[i], values[i]});
-      labels.insert(labels.end(), extra_.begin(), extra_.end());
       decoder_.Decode(h, reinterpret_cast<const Cell*>(p + internal::kSeriesCellsOffset));
       return true;
     });

@@ -1,10 +1,12 @@
 #include "expose/encoder.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -127,6 +129,7 @@ class TextEncoder final : public Encoder {
     // reused from family to family.
     SetName(family.name);
     known_legacy_.Forget();
+    direct_prefix_valid_ = false;
     // Escaping can give two families one name: the first keeps it, a later one is left out.
     skip_family_ = !claims_.Claim(family.name, quoted_ ? family.name : name_, type_);
     if (skip_family_) return;
@@ -144,8 +147,12 @@ class TextEncoder final : public Encoder {
   void Counter(LabelSpan labels, double value, std::optional<double> created,
                const Exemplar* exemplar) override {
     assert(in_family_ && type_ == MetricType::kCounter);
+    if (skip_family_) return;
+    const bool with_exemplar = openmetrics_ && exemplar != nullptr && ExemplarFits(*exemplar);
+    const bool with_created = created_ && created.has_value();
+    if (!with_exemplar && !with_created && DirectLine(labels, "_total", value)) return;
     if (!SetSeriesLabels(labels, {})) return;
-    if (openmetrics_ && exemplar != nullptr && ExemplarFits(*exemplar)) {
+    if (with_exemplar) {
       char* p = BeginLine(ExemplarBound(*exemplar));
       p = PutSampleStart(p, "_total");
       p = WriteSampleValue(value, p);
@@ -154,11 +161,12 @@ class TextEncoder final : public Encoder {
     } else {
       SampleLine("_total", value);
     }
-    if (created_ && created.has_value()) SampleLine("_created", *created);
+    if (with_created) SampleLine("_created", *created);
   }
 
   void Gauge(LabelSpan labels, double value) override {
     assert(in_family_ && (type_ == MetricType::kGauge || type_ == MetricType::kUnknown));
+    if (skip_family_ || DirectLine(labels, "", value)) return;
     if (!SetSeriesLabels(labels, {})) return;
     SampleLine("", value);
   }
@@ -208,6 +216,7 @@ class TextEncoder final : public Encoder {
 
   void Info(LabelSpan labels) override {
     assert(in_family_ && type_ == MetricType::kInfo);
+    if (skip_family_ || DirectLine(labels, "_info", 1)) return;
     if (!SetSeriesLabels(labels, {})) return;
     SampleLine("_info", 1);
   }
@@ -367,26 +376,43 @@ class TextEncoder final : public Encoder {
   // (or one of them and the label the encoder adds, `added`) the same name.
   bool SetSeriesLabels(LabelSpan labels, std::string_view added) {
     if (skip_family_) return false;
+    if (known_legacy_.Holds(labels)) {
+      // The last series' names, none escaped (the collector passes a family's names as the same
+      // views for every series): only the values are new.
+      size_t bound = 0;
+      for (const Label& l : labels) bound += l.name.size() + 2 * l.value.size() + 4;
+      char* p = LabelBuffer(bound);
+      for (size_t i = 0; i < labels.size(); ++i) {
+        if (i > 0) *p++ = ',';
+        p = Put(p, labels[i].name);
+        *p++ = '=';
+        *p++ = '"';
+        p = PutEscaped<true>(p, labels[i].value);
+        *p++ = '"';
+      }
+      labels_len_ = p - labels_buf_.get();
+      return true;
+    }
     if (label_scratch_.size() < labels.size()) label_scratch_.resize(labels.size());
     label_names_.resize(labels.size());
-    const bool known_legacy = known_legacy_.Holds(labels);
     bool escaped = false;
     size_t bound = 0;
     for (size_t i = 0; i < labels.size(); ++i) {
-      label_names_[i] =
-          known_legacy ? labels[i].name : WriteLabelName(labels[i].name, &label_scratch_[i]);
+      label_names_[i] = WriteLabelName(labels[i].name, &label_scratch_[i]);
       escaped |= label_names_[i].data() != labels[i].name.data();
       bound += label_names_[i].size() + 2 * labels[i].value.size() + 4;  // ,name="value"
     }
-    if (!known_legacy && !escaped) known_legacy_.Remember(labels);
+    if (!escaped) {
+      known_legacy_.Remember(labels);
+      direct_prefix_valid_ = false;
+    }
     if (escaped && escaping_ != Escaping::kAllowUtf8 && HasDuplicateLabel(label_names_, added)) {
       NoteOnce(std::string("a series of metric \"") + name_ + "\" is left out of expositions " +
                "with escaping=" + std::string(SchemeName(escaping_)) +
                ": two of its label names escape to the same name");
       return false;
     }
-    labels_.resize(bound);
-    char* p = labels_.data();
+    char* p = LabelBuffer(bound);
     for (size_t i = 0; i < labels.size(); ++i) {
       if (i > 0) *p++ = ',';
       p = Put(p, label_names_[i]);
@@ -395,24 +421,71 @@ class TextEncoder final : public Encoder {
       p = PutEscaped<true>(p, labels[i].value);
       *p++ = '"';
     }
-    labels_.resize(p - labels_.data());
+    labels_len_ = p - labels_buf_.get();
     return true;
   }
+
+  // Room for `bound` bytes of rendered labels, which the caller writes from the start.
+  char* LabelBuffer(size_t bound) {
+    if (bound > labels_cap_) {
+      labels_cap_ = std::max(bound, 2 * labels_cap_);
+      labels_buf_ = std::make_unique<char[]>(labels_cap_);
+    }
+    return labels_buf_.get();
+  }
+  std::string_view labels() const { return {labels_buf_.get(), labels_len_}; }
 
   // Grows *out_ by enough for one sample line of the current series plus extra bytes, and returns
   // where the line starts. EndLine(end of what was written) ends the line and trims the rest.
   // The resize zero-fills a few hundred bytes at most; it is what lets the line be written with
-  // plain stores.
+  // plain stores. (Writing it elsewhere and appending it is slower: the copy's wide loads wait
+  // for the narrow stores that just wrote the line.)
   char* BeginLine(size_t extra) {
     const size_t old = out_->size();
     // name, suffix, `{labels,le="<number>"} `, value, newline.
-    out_->resize(old + name_.size() + kQuotedNameExtra + kMaxSuffix + labels_.size() + 16 +
+    out_->resize(old + name_.size() + kQuotedNameExtra + kMaxSuffix + labels_len_ + 16 +
                  2 * kMaxNumberChars + extra);
     return out_->data() + old;
   }
   void EndLine(char* p) {
     *p++ = '\n';
     out_->resize(p - out_->data());
+  }
+
+  // Writes the one sample line of a series straight from its labels, rather than rendering them
+  // apart first and copying them in. False when SetSeriesLabels and the general path must: the
+  // labels' names are not the last series' unescaped ones, or the name is quoted.
+  bool DirectLine(LabelSpan labels, std::string_view suffix, double value) {
+    if (quoted_ || !known_legacy_.Holds(labels)) return false;
+    // `<name><suffix>{<first label>="` is the same for every series of the family (their names
+    // are the ones known_legacy_ holds), so it is written once and copied.
+    if (!direct_prefix_valid_ || direct_suffix_ != suffix) {
+      direct_suffix_.assign(suffix);
+      direct_prefix_.assign(name_).append(suffix);
+      if (!labels.empty()) direct_prefix_.append("{").append(labels[0].name).append("=\"");
+      direct_prefix_valid_ = true;
+    }
+    size_t bound = 0;
+    for (const Label& l : labels) bound += l.name.size() + 2 * l.value.size() + 4;
+    labels_len_ = 0;
+    char* p = BeginLine(bound);
+    p = Put(p, direct_prefix_);
+    if (!labels.empty()) {
+      p = PutEscaped<true>(p, labels[0].value);
+      *p++ = '"';
+      for (size_t i = 1; i < labels.size(); ++i) {
+        *p++ = ',';
+        p = Put(p, labels[i].name);
+        *p++ = '=';
+        *p++ = '"';
+        p = PutEscaped<true>(p, labels[i].value);
+        *p++ = '"';
+      }
+      *p++ = '}';
+    }
+    *p++ = ' ';
+    EndLine(WriteSampleValue(value, p));
+    return true;
   }
 
   // Writes `<name><suffix>`, or `"<name><suffix>"`.
@@ -430,16 +503,16 @@ class TextEncoder final : public Encoder {
     if (quoted_) {
       *p++ = '{';
       p = PutName(p, suffix);
-      if (!labels_.empty()) {
+      if (labels_len_ != 0) {
         *p++ = ',';
-        p = Put(p, labels_);
+        p = Put(p, labels());
       }
       *p++ = '}';
     } else {
       p = PutName(p, suffix);
-      if (!labels_.empty()) {
+      if (labels_len_ != 0) {
         *p++ = '{';
-        p = Put(p, labels_);
+        p = Put(p, labels());
         *p++ = '}';
       }
     }
@@ -458,8 +531,8 @@ class TextEncoder final : public Encoder {
       p = PutName(p, suffix);
       *p++ = '{';
     }
-    if (!labels_.empty()) {
-      p = Put(p, labels_);
+    if (labels_len_ != 0) {
+      p = Put(p, labels());
       *p++ = ',';
     }
     p = Put(p, label);
@@ -499,11 +572,19 @@ class TextEncoder final : public Encoder {
   bool quoted_ = false;
   std::string state_label_;  // a stateset's state label name, as written
   MetricType type_ = MetricType::kUnknown;
-  std::string labels_;                         // the current series' rendered label pairs
+  // The current series' rendered label pairs
+  std::unique_ptr<char[]> labels_buf_;
+  size_t labels_cap_ = 0;
+  size_t labels_len_ = 0;
   std::vector<std::string_view> label_names_;  // its label names as written
   bool in_family_ = false;
   bool skip_family_ = false;  // left out: its escaped name is an earlier family's
   bool finished_ = false;
+
+  // DirectLine's constant start of a line, for direct_suffix_; see DirectLine
+  std::string direct_prefix_;
+  std::string direct_suffix_;
+  bool direct_prefix_valid_ = false;
 
   FamilyNameClaims claims_;
   KnownLegacyLabels known_legacy_;

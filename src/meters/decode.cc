@@ -111,7 +111,9 @@ void SeriesDecoder::Counter(const SeriesHeader* h, const Cell* cells,
     const Cell* c = cells + uint64_t{s} * f_.stride;
     v += static_cast<double>(c[C::kInteger].Load()) + c[C::kFraction].LoadDouble();
   }
-  const bool has_ex = ReadExemplar(seg_, h, 0, f_.exemplar_slots, &ex_);
+  // Most series never had an exemplar: the block's offset is 0 and the call is saved.
+  const bool has_ex = f_.exemplar_slots != 0 && h->exemplars.load(std::memory_order_acquire) != 0 &&
+                      ReadExemplar(seg_, h, 0, f_.exemplar_slots, &ex_);
   enc_.Counter(labels_, v, created, has_ex ? &ex_.ex : nullptr);
 }
 

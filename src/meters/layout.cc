@@ -242,16 +242,7 @@ void AppendKeyPart(std::string* out, std::string_view value) { PutStr(out, value
 
 bool SplitKey(std::string_view key, size_t expected, std::vector<std::string_view>* values) {
   values->clear();
-  while (!key.empty()) {
-    if (key.size() < 4 || values->size() >= expected) return false;
-    uint32_t n;
-    std::memcpy(&n, key.data(), 4);
-    key.remove_prefix(4);
-    if (n > key.size()) return false;
-    values->push_back(key.substr(0, n));
-    key.remove_prefix(n);
-  }
-  return values->size() == expected;
+  return SplitKeyInto(key, expected, [&](size_t, std::string_view v) { values->push_back(v); });
 }
 
 }  // namespace shmetrics::meters

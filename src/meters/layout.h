@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -124,6 +125,26 @@ absl::StatusOr<Definition> DecodeDefinition(std::string_view bytes);
 void AppendKeyPart(std::string* out, std::string_view value);
 // Splits a key into its values; false when malformed or not exactly `expected` values.
 bool SplitKey(std::string_view key, size_t expected, std::vector<std::string_view>* values);
+// The same, handing value i to set(i, value) instead of collecting them; inline because the
+// collector splits one key per series. set may be called before a malformed key is found.
+template <typename Set>
+inline bool SplitKeyInto(std::string_view key, size_t expected, Set&& set) {
+  const char* p = key.data();
+  size_t left = key.size();
+  size_t i = 0;
+  while (left != 0) {
+    if (left < 4 || i >= expected) return false;
+    uint32_t n;
+    std::memcpy(&n, p, 4);
+    p += 4;
+    left -= 4;
+    if (n > left) return false;
+    set(i++, std::string_view(p, n));
+    p += n;
+    left -= n;
+  }
+  return i == expected;
+}
 
 }  // namespace shmetrics::meters
 
