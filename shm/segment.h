@@ -188,8 +188,9 @@ class Segment {
   // Frees the table itself. REQUIRES: lock() held; the table is empty.
   void FreeTable(uint64_t table) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lock());
 
-  // Calls f(key, value) for every live entry, lock-free. Every offset and length is checked;
-  // a corrupt table ends the walk with DataLoss. Stops early when f returns false.
+  // Calls f(key, value) for every live entry, lock-free, in about the order the entries lie in
+  // the heap (see FORMAT.md, "Order"). Every offset and length is checked; a corrupt table ends
+  // the walk with DataLoss. Stops early when f returns false.
   template <typename F>
   absl::Status ForEachEntry(uint64_t table, F&& f) const {
     return ForEachEntryBatch(table, [&f](std::span<const TableEntry> batch) {
