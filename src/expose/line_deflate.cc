@@ -309,6 +309,15 @@ void LineGzipWriter::Match(bool finishing) {
   };
   uint32_t line_dist = line_distance();
   size_t i = pos_;
+  // A block that reached kBlockBytes of input goes out before the next symbol.
+  auto flush_full_block = [&] {
+    if (i < block_end) return;
+    pos_ = i;
+    nsyms_ = nsyms;
+    FlushBlock(/*final_block=*/false);
+    nsyms = 0;
+    block_end = block_start_ + kBlockBytes;
+  };
   while (i < stop) {
     if (nl_found_ && static_cast<int64_t>(i) > nl_) {
       do {
@@ -338,13 +347,7 @@ void LineGzipWriter::Match(bool finishing) {
         ++i;
       } while (i < digits_end && static_cast<uint8_t>(p[i] - '0') < 10);
       failed_dist = 0;
-      if (i >= block_end) {
-        pos_ = i;
-        nsyms_ = nsyms;
-        FlushBlock(/*final_block=*/false);
-        nsyms = 0;
-        block_end = block_start_ + kBlockBytes;
-      }
+      flush_full_block();
       continue;
     }
     in_number = false;
@@ -411,13 +414,7 @@ void LineGzipWriter::Match(bool finishing) {
       ++i;
       in_number = digit;
     }
-    if (i >= block_end) {
-      pos_ = i;
-      nsyms_ = nsyms;
-      FlushBlock(/*final_block=*/false);
-      nsyms = 0;
-      block_end = block_start_ + kBlockBytes;
-    }
+    flush_full_block();
   }
   pos_ = i;
   nsyms_ = nsyms;
