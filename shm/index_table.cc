@@ -80,9 +80,6 @@ const Entry* CheckedEntry(const Segment& seg, uint64_t limit, uint64_t off) {
   }
   return e;
 }
-const Entry* CheckedEntry(const Segment& seg, uint64_t off) {
-  return CheckedEntry(seg, seg.CheckedLimit(), off);
-}
 
 // Whether n bytes at a and b are equal; keys are short, so without a call into the C library.
 bool SameBytes(const char* a, const char* b, size_t n) {
@@ -413,6 +410,7 @@ absl::Status Segment::ForEachEntryBatch(
   // Checked entries go to f kBatch at a time: one call per batch rather than per entry.
   constexpr size_t kBatch = 16;
   const uint64_t limit = ReadableSize();
+  const uint64_t checked_limit = CheckedLimit();  // only grows: read once for the whole walk
   const size_t n = entries.size();
   TableEntry batch[kBatch];
   size_t at[kBatch];
@@ -438,7 +436,7 @@ absl::Status Segment::ForEachEntryBatch(
           LoadShared(reinterpret_cast<const Entry*>(base_ + entries[i + kAhead / 2])->value);
       if (v < limit) __builtin_prefetch(base_ + v);
     }
-    const Entry* e = CheckedEntry(*this, entries[i]);
+    const Entry* e = CheckedEntry(*this, checked_limit, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
     const uint32_t len = e->key_len;
     const size_t start = keys.size();
