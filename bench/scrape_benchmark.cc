@@ -5,6 +5,9 @@
 // BM_ScrapeCounters/N    one counter family, a HELP line, one label id="<i>" with value i —
 //                        the layout other client libraries are measured with — as Prometheus
 //                        0.0.4 text.
+// BM_WalkCounters/N/0|1  the heap walk alone over that heap: every entry, key and record read
+//                        and nothing encoded (0), or only the gathering and ordering of the
+//                        entries (1: the walk stops at the first one).
 // BM_ScrapeCountersProtobuf/N  the same heap as Prometheus's delimited protobuf.
 // BM_HttpScrapeCounters  the same, served by HttpExposer over a real loopback request.
 // BM_ScrapeAfterWorkers  a fixed heap scraped after N worker processes attached and died.
@@ -45,6 +48,7 @@
 #include "expose/encoder.h"
 #include "expose/gzip.h"
 #include "expose/line_deflate.h"
+#include "meters/layout.h"
 #include "shm/heap_access.h"
 #include "shmetrics/http_exposer.h"
 
@@ -132,6 +136,39 @@ void BM_ScrapeCounters(benchmark::State& state) {
   TimeScrapes(state, CachedHeap("counters", n, BuildCounters), expose::Format::kPrometheus, n);
 }
 BENCHMARK(BM_ScrapeCounters)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The heap walk alone over BM_ScrapeCounters's heap: every series' entry, key and record read
+// (the record's magic and integer cell summed), nothing encoded; with arg 1, only the gathering.
+void BM_WalkCounters(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  Fixture& fx = CachedHeap("counters", n, BuildCounters);
+  const shm::Segment& seg = shm::HeapAccess::segment(fx.heap);
+  uint64_t family = 0;
+  (void)seg.ForEachEntry(seg.header().root_table.load(), [&](std::string_view key, uint64_t v) {
+    if (key == "test_counter") family = v;
+    return true;
+  });
+  const uint64_t table =
+      reinterpret_cast<const meters::FamilyRecord*>(seg.base() + family)->series_table.load();
+  for (auto _ : state) {
+    uint64_t sum = 0;
+    absl::Status s = seg.ForEachEntry(table, [&](std::string_view key, uint64_t off) {
+      const char* p = seg.Checked(off, 48);
+      if (p == nullptr) return false;
+      sum += key.size() + *reinterpret_cast<const uint64_t*>(p) +
+             *reinterpret_cast<const uint64_t*>(p + 32);
+      return state.range(1) == 0;
+    });
+    if (!s.ok()) throw std::runtime_error(std::string(s.message()));
+    benchmark::DoNotOptimize(sum);
+  }
+  SetScrapeCounters(state, n, 0);
+}
+BENCHMARK(BM_WalkCounters)
+    ->Args({100000, 0})
+    ->Args({100000, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_ScrapeCountersProtobuf(benchmark::State& state) {
   const int64_t n = state.range(0);

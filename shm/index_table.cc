@@ -286,6 +286,8 @@ void Segment::FreeTable(uint64_t table_off) {
 
 namespace {
 
+constexpr uint64_t kGatherChunk = 64;  // slots read without a branch per slot
+
 // Gathers the offsets of the entries of one slot array of `table` into *entries; *erased tells
 // whether an entry was erased meanwhile.
 // A writer that grows the table publishes a new slot array and frees the old one, whose bytes
@@ -312,7 +314,6 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
       return absl::DataLossError(absl::StrCat(seg.location().Describe(), ": table at offset ",
                                               table, " is out of range or malformed"));
     }
-    entries->clear();
     bool bad = false;
     uint64_t bad_slot = 0, bad_value = 0;
     // Distinct entries take at least 32 bytes each; more slots than that repeat offsets, which
@@ -320,24 +321,52 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
     const uint64_t readable = seg.ReadableSize();
     const uint64_t max_entries = readable / (kBlockHeaderSize + sizeof(Entry));
     // Room for the live count (as the table says; the bounds keep a corrupt one harmless), so
-    // the list is not regrown and copied as it fills.
+    // the list is seldom regrown as it fills.
     const uint64_t live = th == nullptr ? 0 : th->live.load(std::memory_order_relaxed);
-    entries->reserve(std::min({live + live / 8 + 16, capacity, max_entries}));
-    for (uint64_t i = 0; i < capacity; ++i) {
-      const uint64_t s = SlotOffset(arr->slot[i].load(std::memory_order_acquire));
-      if (s == kSlotEmpty || s == kSlotTombstone) continue;
-      // Within what was readable when the walk began is within what Checked allows now; only
-      // an offset past it (the heap may have grown since) needs Checked itself.
-      const bool inside = s >= kHeaderSize && s <= readable && sizeof(Entry) <= readable - s;
-      if (s % 8 != 0 || (!inside && seg.Checked(s, sizeof(Entry)) == nullptr) ||
-          entries->size() >= max_entries) {
-        bad = true;
-        bad_slot = i;
-        bad_value = s;
-        break;
+    entries->resize(std::min({live + live / 8 + 16, capacity, max_entries}) + kGatherChunk);
+    // Slots are read kGatherChunk at a time without a branch on what each holds (live, empty
+    // or tombstone fall about evenly in a hash table, and mispredicting them cost more than the
+    // rest of the walk): each offset is stored and counted when live. A chunk with an offset
+    // outside what was readable when the walk began is read again slot by slot: the heap may
+    // have grown since (Checked then decides), or the offset is corrupt.
+    size_t count = 0;
+    for (uint64_t i = 0; i < capacity && !bad; i += kGatherChunk) {
+      const uint64_t end = std::min(capacity, i + kGatherChunk);
+      if (entries->size() < count + kGatherChunk) entries->resize(2 * entries->size());
+      uint64_t* const out = entries->data() + count;
+      size_t got = 0;
+      bool outside = false;
+      for (uint64_t j = i; j < end; ++j) {
+        const uint64_t s = SlotOffset(arr->slot[j].load(std::memory_order_acquire));
+        const bool used = s > kSlotTombstone;
+        const bool inside = (s % 8 == 0) & (s >= kHeaderSize) & (s <= readable - sizeof(Entry));
+        outside |= used & !inside;
+        out[got] = s;
+        got += used;
       }
-      entries->push_back(s);
+      if (outside) {
+        got = 0;
+        for (uint64_t j = i; j < end; ++j) {
+          const uint64_t s = SlotOffset(arr->slot[j].load(std::memory_order_acquire));
+          if (s == kSlotEmpty || s == kSlotTombstone) continue;
+          const bool inside = s >= kHeaderSize && s <= readable - sizeof(Entry);
+          if (s % 8 != 0 || (!inside && seg.Checked(s, sizeof(Entry)) == nullptr)) {
+            bad = true;
+            bad_slot = j;
+            bad_value = s;
+            break;
+          }
+          out[got++] = s;
+        }
+      }
+      count += got;
+      if (count > max_entries && !bad) {
+        bad = true;
+        bad_slot = end - 1;
+        bad_value = out[got - 1];
+      }
     }
+    entries->resize(count);
     std::atomic_thread_fence(std::memory_order_acquire);
     const bool moved = th->rebuilds.load(std::memory_order_acquire) != rebuilds ||
                        reinterpret_cast<const char*>(arr) != seg.base() + slots;
