@@ -23,6 +23,7 @@
 namespace shmetrics {
 namespace {
 
+using ::shmetrics::testing::EveryTypeReaper;
 using ::shmetrics::testing::ForkChild;
 using ::shmetrics::testing::ScrapingPrometheus;
 using ::shmetrics::testing::Shell;
@@ -35,6 +36,7 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
   const std::string name = UniqueHeapName("every");
   const pid_t pid = StartEveryType(name);
   ASSERT_GT(pid, 0);
+  EveryTypeReaper reaper{pid, name};
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let it update a few times
   Heap heap = Heap::Open(name, {.read_only = true});
   // The shmetrics tool, an unrelated process, reads the heap by name.
@@ -92,6 +94,7 @@ TEST(EveryTypeTest, OutputOfEveryTypePassesIndependentParsers) {
   EXPECT_THAT(om, ::testing::Not(HasSubstr("source=\"gone\"")));  // NaN under a ttl
   kill(pid, SIGTERM);
   EXPECT_EQ(WaitChild(pid), 0);
+  reaper.pid = -1;
   EXPECT_THROW(Heap::Open(name), Error);  // every_type removed its heap
 }
 

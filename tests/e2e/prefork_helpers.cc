@@ -63,6 +63,13 @@ std::string BuiltProgram(const std::string& relative) {
   return std::string(SHMETRICS_BINARY_DIR) + "/" + relative;
 }
 
+EveryTypeReaper::~EveryTypeReaper() {
+  if (pid <= 0) return;
+  kill(pid, SIGKILL);
+  WaitChild(pid);
+  Heap::Remove(heap);
+}
+
 pid_t StartEveryType(const std::string& heap) {
   int out[2];
   if (pipe(out) != 0) return -1;

@@ -60,6 +60,14 @@ class PreforkServer {
 // -1. SIGTERM stops it; it then removes its heap.
 pid_t StartEveryType(const std::string& heap);
 
+// Whatever fails in a test, the every_type it started does not outlive it, nor does its heap: the
+// destructor kills pid (unless it is -1: the test stopped it itself) and removes the heap.
+struct EveryTypeReaper {
+  pid_t pid;
+  std::string heap;
+  ~EveryTypeReaper();
+};
+
 // Debian's Prometheus server (/usr/bin/prometheus) scraping one target, 127.0.0.1:target_port,
 // every second, with extra command-line flags (say --enable-feature=native-histograms), its data
 // and log under dir. The destructor stops it and removes dir.

@@ -30,6 +30,7 @@
 namespace shmetrics {
 namespace {
 
+using ::shmetrics::testing::EveryTypeReaper;
 using ::shmetrics::testing::ParseOpenMetrics;
 using ::shmetrics::testing::ScrapingPrometheus;
 using ::shmetrics::testing::Shell;
@@ -77,17 +78,7 @@ TEST(ProtobufExpositionTest, EveryTypeDecodesToTheTextSampleForSample) {
   const std::string name = UniqueHeapName("pb_every");
   const pid_t pid = StartEveryType(name);
   ASSERT_GT(pid, 0);
-  // Whatever fails below, every_type does not outlive the test, nor does its heap.
-  struct Reaper {
-    pid_t pid;
-    std::string heap;
-    ~Reaper() {
-      if (pid <= 0) return;
-      kill(pid, SIGKILL);
-      WaitChild(pid);
-      Heap::Remove(heap);
-    }
-  } reaper{pid, name};
+  EveryTypeReaper reaper{pid, name};
   const std::string tool = std::string(SHMETRICS_BINARY_DIR) + "/src/shmetrics";
   // Wait until its loop has run (the histogram exists from the first iteration), then stop it so
   // that both formats show one state of the heap.
