@@ -3,6 +3,7 @@
 // concurrent writers) and the text exposition.
 #include "shmetrics/native_histogram.h"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -573,40 +575,63 @@ TEST_F(NativeHistogramTest, ForkedProcessesCountExactly) {
 }
 
 // Two threads here and a forked process observe while this thread scrapes: every scrape has
-// count == zero bucket + every bucket, and no bucket, count or sum goes down.
+// count == zero bucket + every bucket, and no bucket, count or sum goes down. Each writer stops
+// half-way until a scrape has seen that state, so at least one scrape falls between writes
+// however fast the writers run (under TSan they could otherwise finish before the second one).
 TEST_F(NativeHistogramTest, ScrapesAreConsistentUnderConcurrentWriters) {
   auto& f = registry_->AddNativeHistogram(
       "v", "h", {}, {.schema = 2, .negative_buckets = true, .max_buckets = 0});
   constexpr int kPerWriter = testing::kSanitized ? 20000 : 200000;
-  auto work = [&f](uint64_t seed) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  int half_pipe[2], go_pipe[2];  // child -> here at half-way; here -> child to go on
+  ASSERT_EQ(pipe(half_pipe), 0);
+  ASSERT_EQ(pipe(go_pipe), 0);
+  std::atomic<int> threads_half{0};
+  std::atomic<bool> go{false};
+  auto work = [&f](uint64_t seed, const std::function<void()>& at_half) {
     NativeHistogram h = f.Labels();
     std::mt19937_64 rng(seed);
     std::lognormal_distribution<double> d(-4, 2);
     for (int i = 0; i < kPerWriter; ++i) {
+      if (i == kPerWriter / 2) at_half();
       const double v = d(rng);
       h.Observe(i % 5 == 0 ? -v : v);
     }
   };
   const pid_t child = testing::ForkChild([&] {
-    work(1);
+    work(1, [&] {
+      char b = 'h';
+      if (write(half_pipe[1], &b, 1) != 1 || read(go_pipe[0], &b, 1) != 1) _exit(3);
+    });
     return 0;
   });
+  close(half_pipe[1]);
+  close(go_pipe[0]);
+  auto thread_half = [&] {
+    threads_half++;
+    while (!go.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  };
   std::atomic<int> done{0};
   std::thread t1([&] {
-    work(2);
+    work(2, thread_half);
     done++;
   });
   std::thread t2([&] {
-    work(3);
+    work(3, thread_half);
     done++;
   });
   NativeCopy prev;
-  int scrapes = 0;
+  int scrapes = 0, scrapes_at_half = 0;
   int status = 0;
-  bool child_done = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  bool child_done = false, child_half = false;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!child_done && waitpid(child, &status, WNOHANG) == child) child_done = true;
+    if (!child_half) {
+      pollfd p{half_pipe[0], POLLIN, 0};
+      char b;
+      child_half = poll(&p, 1, 0) == 1 && read(half_pipe[0], &b, 1) == 1;
+    }
+    const bool at_half = !go.load() && child_half && threads_half.load() == 2;
     const bool last = child_done && done.load() == 2;
     const NativeCopy c = Capture(*heap_).got.at("");
     ++scrapes;
@@ -616,14 +641,30 @@ TEST_F(NativeHistogramTest, ScrapesAreConsistentUnderConcurrentWriters) {
     for (auto [i, n] : prev.positive) ASSERT_GE(c.positive.count(i) ? c.positive.at(i) : 0, n);
     for (auto [i, n] : prev.negative) ASSERT_GE(c.negative.count(i) ? c.negative.at(i) : 0, n);
     prev = c;
+    if (at_half) {
+      // Every writer is waiting: this scrape saw half of each one's observations.
+      EXPECT_EQ(c.count, 3u * (kPerWriter / 2));
+      ++scrapes_at_half;
+      go = true;
+      const char b = 'g';
+      ASSERT_EQ(write(go_pipe[1], &b, 1), 1);
+    }
     if (last) break;
+  }
+  if (!go.load()) {
+    go = true;  // the deadline passed: let the writers end
+    close(go_pipe[1]);
+    go_pipe[1] = -1;
   }
   t1.join();
   t2.join();
   if (!child_done) {
     ASSERT_EQ(testing::WaitChild(child), 0);
   }
+  close(half_pipe[0]);
+  if (go_pipe[1] >= 0) close(go_pipe[1]);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(scrapes_at_half, 1);
   EXPECT_EQ(prev.count, 3u * kPerWriter);
   EXPECT_GT(scrapes, 1);
 }
