@@ -77,9 +77,14 @@ TEST(PushMemoryTest, StaysBoundedWhileTheReceiverRefusesAndCountsTheRetries) {
   // far below the kRefusals payloads a queue would hold.
   const long bound_kib = static_cast<long>(4 * payload / 1024) + 4096;
   ASSERT_LT(bound_kib * 4, static_cast<long>(kRefusals * payload / 1024));
-  EXPECT_LT(rss_after - rss_before, bound_kib)
-      << "RSS " << rss_before << " KiB -> " << rss_after << " KiB after " << kRefusals
-      << " refused pushes of " << payload << " bytes";
+  // Under ThreadSanitizer the pusher's RSS (its shadow memory and allocator caches included)
+  // swings by about 6.5 MB between two samples, either way (56.2 -> 49.7 MB and 49.8 -> 56.3 MB
+  // seen), more than this bound; a release build's stays flat. So only the other builds check it.
+  if (!::shmetrics::testing::kThreadSanitized) {
+    EXPECT_LT(rss_after - rss_before, bound_kib)
+        << "RSS " << rss_before << " KiB -> " << rss_after << " KiB after " << kRefusals
+        << " refused pushes of " << payload << " bytes";
+  }
 
   std::printf("RSS %ld KiB -> %ld KiB after %d refused pushes of %zu bytes\n", rss_before,
               rss_after, kRefusals, payload);

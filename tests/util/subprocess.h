@@ -26,6 +26,12 @@ inline constexpr bool kSanitized = true;
 #else
 inline constexpr bool kSanitized = false;
 #endif
+// True in ThreadSanitizer builds, whose shadow memory is part of every process's RSS.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitized = true;
+#else
+inline constexpr bool kThreadSanitized = false;
+#endif
 
 // Forks; the child runs f and _exits with its result (so no gtest or atexit state runs twice).
 inline pid_t ForkChild(const std::function<int()>& f) {
