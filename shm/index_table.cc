@@ -329,6 +329,10 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
     // rest of the walk): each offset is stored and counted when live. A chunk with an offset
     // outside what was readable when the walk began is read again slot by slot: the heap may
     // have grown since (Checked then decides), or the offset is corrupt.
+    // Within what was readable when the walk began is within what Checked allows now.
+    auto inside = [readable](uint64_t s) {
+      return (s >= kHeaderSize) & (s <= readable - sizeof(Entry));
+    };
     size_t count = 0;
     for (uint64_t i = 0; i < capacity && !bad; i += kGatherChunk) {
       const uint64_t end = std::min(capacity, i + kGatherChunk);
@@ -339,8 +343,7 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
       for (uint64_t j = i; j < end; ++j) {
         const uint64_t s = SlotOffset(arr->slot[j].load(std::memory_order_acquire));
         const bool used = s > kSlotTombstone;
-        const bool inside = (s % 8 == 0) & (s >= kHeaderSize) & (s <= readable - sizeof(Entry));
-        outside |= used & !inside;
+        outside |= used & !((s % 8 == 0) & inside(s));
         out[got] = s;
         got += used;
       }
@@ -349,8 +352,7 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
         for (uint64_t j = i; j < end; ++j) {
           const uint64_t s = SlotOffset(arr->slot[j].load(std::memory_order_acquire));
           if (s == kSlotEmpty || s == kSlotTombstone) continue;
-          const bool inside = s >= kHeaderSize && s <= readable - sizeof(Entry);
-          if (s % 8 != 0 || (!inside && seg.Checked(s, sizeof(Entry)) == nullptr)) {
+          if (s % 8 != 0 || (!inside(s) && seg.Checked(s, sizeof(Entry)) == nullptr)) {
             bad = true;
             bad_slot = j;
             bad_value = s;
