@@ -143,20 +143,17 @@ void BM_WalkCounters(benchmark::State& state) {
   const int64_t n = state.range(0);
   Fixture& fx = CachedHeap("counters", n, BuildCounters);
   const shm::Segment& seg = shm::HeapAccess::segment(fx.heap);
-  uint64_t family = 0;
-  (void)seg.ForEachEntry(seg.header().root_table.load(), [&](std::string_view key, uint64_t v) {
-    if (key == "test_counter") family = v;
-    return true;
-  });
+  const uint64_t family = seg.Find(seg.header().root_table.load(), "test_counter");
   const uint64_t table =
       reinterpret_cast<const meters::FamilyRecord*>(seg.base() + family)->series_table.load();
+  constexpr size_t kRecord = internal::kSeriesCellsOffset + 2 * sizeof(internal::Cell);
   for (auto _ : state) {
     uint64_t sum = 0;
     absl::Status s = seg.ForEachEntry(table, [&](std::string_view key, uint64_t off) {
-      const char* p = seg.Checked(off, 48);
+      const char* p = seg.Checked(off, kRecord);
       if (p == nullptr) return false;
       sum += key.size() + *reinterpret_cast<const uint64_t*>(p) +
-             *reinterpret_cast<const uint64_t*>(p + 32);
+             *reinterpret_cast<const uint64_t*>(p + internal::kSeriesCellsOffset);
       return state.range(1) == 0;
     });
     if (!s.ok()) throw std::runtime_error(std::string(s.message()));
