@@ -13,7 +13,6 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <map>
 #include <random>
@@ -582,56 +581,50 @@ TEST_F(NativeHistogramTest, ScrapesAreConsistentUnderConcurrentWriters) {
   auto& f = registry_->AddNativeHistogram(
       "v", "h", {}, {.schema = 2, .negative_buckets = true, .max_buckets = 0});
   constexpr int kPerWriter = testing::kSanitized ? 20000 : 200000;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  int half_pipe[2], go_pipe[2];  // child -> here at half-way; here -> child to go on
-  ASSERT_EQ(pipe(half_pipe), 0);
-  ASSERT_EQ(pipe(go_pipe), 0);
-  std::atomic<int> threads_half{0};
-  std::atomic<bool> go{false};
-  auto work = [&f](uint64_t seed, const std::function<void()>& at_half) {
+  constexpr int kWriters = 3;
+  // Half-way, every writer puts a byte into `half` and waits for one from `go`.
+  int half[2], go[2];
+  ASSERT_EQ(pipe(half), 0);
+  ASSERT_EQ(pipe(go), 0);
+  auto work = [&](uint64_t seed) {
     NativeHistogram h = f.Labels();
     std::mt19937_64 rng(seed);
     std::lognormal_distribution<double> d(-4, 2);
     for (int i = 0; i < kPerWriter; ++i) {
-      if (i == kPerWriter / 2) at_half();
+      if (i == kPerWriter / 2) {
+        char b = 'h';
+        const bool waited = write(half[1], &b, 1) == 1 && read(go[0], &b, 1) == 1;
+        (void)waited;  // when not, the test gave up at its deadline: go on
+      }
       const double v = d(rng);
       h.Observe(i % 5 == 0 ? -v : v);
     }
   };
   const pid_t child = testing::ForkChild([&] {
-    work(1, [&] {
-      char b = 'h';
-      if (write(half_pipe[1], &b, 1) != 1 || read(go_pipe[0], &b, 1) != 1) _exit(3);
-    });
+    close(go[1]);
+    work(1);
     return 0;
   });
-  close(half_pipe[1]);
-  close(go_pipe[0]);
-  auto thread_half = [&] {
-    threads_half++;
-    while (!go.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
-  };
   std::atomic<int> done{0};
   std::thread t1([&] {
-    work(2, thread_half);
+    work(2);
     done++;
   });
   std::thread t2([&] {
-    work(3, thread_half);
+    work(3);
     done++;
   });
   NativeCopy prev;
-  int scrapes = 0, scrapes_at_half = 0;
+  int scrapes = 0, halves = 0;
   int status = 0;
-  bool child_done = false, child_half = false;
+  bool child_done = false, released = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!child_done && waitpid(child, &status, WNOHANG) == child) child_done = true;
-    if (!child_half) {
-      pollfd p{half_pipe[0], POLLIN, 0};
-      char b;
-      child_half = poll(&p, 1, 0) == 1 && read(half_pipe[0], &b, 1) == 1;
-    }
-    const bool at_half = !go.load() && child_half && threads_half.load() == 2;
+    pollfd p{half[0], POLLIN, 0};
+    char b;
+    while (halves < kWriters && poll(&p, 1, 0) == 1 && read(half[0], &b, 1) == 1) ++halves;
+    const bool at_half = !released && halves == kWriters;
     const bool last = child_done && done.load() == 2;
     const NativeCopy c = Capture(*heap_).got.at("");
     ++scrapes;
@@ -643,29 +636,22 @@ TEST_F(NativeHistogramTest, ScrapesAreConsistentUnderConcurrentWriters) {
     prev = c;
     if (at_half) {
       // Every writer is waiting: this scrape saw half of each one's observations.
-      EXPECT_EQ(c.count, 3u * (kPerWriter / 2));
-      ++scrapes_at_half;
-      go = true;
-      const char b = 'g';
-      ASSERT_EQ(write(go_pipe[1], &b, 1), 1);
+      EXPECT_EQ(c.count, uint64_t{kWriters} * (kPerWriter / 2));
+      released = true;
+      ASSERT_EQ(write(go[1], std::string(kWriters, 'g').data(), kWriters), kWriters);
     }
     if (last) break;
   }
-  if (!go.load()) {
-    go = true;  // the deadline passed: let the writers end
-    close(go_pipe[1]);
-    go_pipe[1] = -1;
-  }
+  close(go[1]);  // ends the wait of any writer still waiting
   t1.join();
   t2.join();
   if (!child_done) {
     ASSERT_EQ(testing::WaitChild(child), 0);
   }
-  close(half_pipe[0]);
-  if (go_pipe[1] >= 0) close(go_pipe[1]);
+  for (int fd : {half[0], half[1], go[0]}) close(fd);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  EXPECT_EQ(scrapes_at_half, 1);
-  EXPECT_EQ(prev.count, 3u * kPerWriter);
+  EXPECT_TRUE(released);
+  EXPECT_EQ(prev.count, uint64_t{kWriters} * kPerWriter);
   EXPECT_GT(scrapes, 1);
 }
 
