@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "shm/segment.h"
+#include "util/bytes.h"
 
 namespace shmetrics::shm {
 
@@ -382,24 +384,81 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
   }
 }
 
-// Orders *entries by the 4 KiB page of the heap they lie in (slot order within a page): entries
+// What a walk allocates in proportion to the table (about 16 bytes per entry), kept by each thread
+// from one walk to the next: a scrape walks the same tables again, and fresh buffers of that size
+// cost a page fault every 4 KiB, each time. Buffers beyond kKeptEntries entries are given back
+// after the walk, so a thread keeps at most about 4.5 MiB; a walk inside a walk's callback uses
+// buffers of its own.
+struct WalkBuffers {
+  static constexpr size_t kKeptEntries = size_t{1} << 18;
+
+  std::vector<uint64_t> entries;
+  std::vector<uint64_t> sorted;  // OrderByAddress's output, swapped with entries
+  std::vector<uint32_t> start;   // OrderByAddress's buckets
+  std::unique_ptr<char[]> keys;  // the keys of one batch, copied with CopyShort
+  size_t keys_cap = 0;
+  bool in_use = false;
+
+  // Room for len more bytes of keys after the first `used`, which it keeps.
+  char* KeyRoom(size_t used, size_t len) {
+    if (used + len > keys_cap) {
+      const size_t cap = std::max(used + len, 2 * keys_cap + 256);
+      auto grown = std::make_unique<char[]>(cap);
+      if (used != 0) std::memcpy(grown.get(), keys.get(), used);
+      keys = std::move(grown);
+      keys_cap = cap;
+    }
+    return keys.get() + used;
+  }
+
+  void Trim() {
+    if (entries.capacity() > kKeptEntries) std::vector<uint64_t>().swap(entries);
+    if (sorted.capacity() > kKeptEntries) std::vector<uint64_t>().swap(sorted);
+    entries.clear();
+    sorted.clear();
+  }
+};
+
+// Lends the thread's WalkBuffers for one walk, or buffers of its own when they are lent already.
+class LentBuffers {
+ public:
+  LentBuffers() : b_(thread_buffers_.in_use ? own_ : thread_buffers_) { b_.in_use = true; }
+  ~LentBuffers() {
+    b_.Trim();
+    b_.in_use = false;
+  }
+  LentBuffers(const LentBuffers&) = delete;
+  LentBuffers& operator=(const LentBuffers&) = delete;
+  WalkBuffers& get() { return b_; }
+
+ private:
+  static thread_local WalkBuffers thread_buffers_;
+  WalkBuffers own_;
+  WalkBuffers& b_;
+};
+thread_local WalkBuffers LentBuffers::thread_buffers_;
+
+// Orders b->entries by the 4 KiB page of the heap they lie in (slot order within a page): entries
 // and their records were allocated side by side, mostly in creation order, so the walk then reads
 // the heap nearly sequentially instead of at random in hash order. One counting pass, with
 // pages merged into coarser buckets so that there are at most 64Ki of them.
-void OrderByAddress(std::vector<uint64_t>* entries) {
-  const size_t n = entries->size();
+void OrderByAddress(WalkBuffers* b) {
+  std::vector<uint64_t>& entries = b->entries;
+  const size_t n = entries.size();
   if (n < 2) return;
-  const auto [lo, hi] = std::minmax_element(entries->begin(), entries->end());
+  const auto [lo, hi] = std::minmax_element(entries.begin(), entries.end());
   const uint64_t base = *lo;
   int shift = 12;
   while (((*hi - base) >> shift) >= (uint64_t{1} << 16)) ++shift;
   const size_t buckets = static_cast<size_t>((*hi - base) >> shift) + 1;
-  std::vector<uint32_t> start(buckets + 1, 0);
-  for (const uint64_t off : *entries) ++start[((off - base) >> shift) + 1];
-  for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
-  std::vector<uint64_t> sorted(n);
-  for (const uint64_t off : *entries) sorted[start[(off - base) >> shift]++] = off;
-  entries->swap(sorted);
+  std::vector<uint32_t>& start = b->start;
+  start.assign(buckets + 1, 0);
+  for (const uint64_t off : entries) ++start[((off - base) >> shift) + 1];
+  for (size_t k = 0; k < buckets; ++k) start[k + 1] += start[k];
+  std::vector<uint64_t>& sorted = b->sorted;
+  sorted.resize(n);
+  for (const uint64_t off : entries) sorted[start[(off - base) >> shift]++] = off;
+  entries.swap(sorted);
 }
 
 // Keeps the first appearance of each offset in *entries, in order.
@@ -425,17 +484,20 @@ void DropRepeats(std::vector<uint64_t>* entries) {
 
 absl::Status Segment::ForEachEntryBatch(
     uint64_t table, const std::function<bool(std::span<const TableEntry>)>& f) const {
-  std::vector<uint64_t> entries;
+  LentBuffers lent;
+  WalkBuffers& buffers = lent.get();
+  std::vector<uint64_t>& entries = buffers.entries;
   bool erased = false;
   if (absl::Status s = GatherEntries(*this, table, &entries, &erased); !s.ok()) return s;
   // An entry removed while we gathered may have had its block reused by an entry inserted into
   // another slot, so the same offset can appear twice: keep its first appearance only. Without
   // an erasure meanwhile no block was freed, so the (costly) check is skipped.
   if (erased) DropRepeats(&entries);
-  OrderByAddress(&entries);
-  // Entries of a page and their records may still lie apart (creations of several families
-  // interleave): prefetching the entry kAhead places ahead and, once it has arrived, its record
-  // kAhead / 2 places ahead keeps such misses in flight. Prefetches never fault; offsets beyond
+  OrderByAddress(&buffers);
+  // In address order the walk reads the heap as a stream with gaps: the two cache lines after
+  // the entry kAhead places ahead are prefetched (an entry and the record allocated beside it
+  // take about two), and, once that entry has arrived, its record kAhead / 2 places ahead, for
+  // families whose creations interleaved with others'. Prefetches never fault; records beyond
   // the committed heap are skipped, and everything used below is still checked.
   constexpr size_t kAhead = 64;
   // Checked entries go to f kBatch at a time: one call per batch rather than per entry.
@@ -448,20 +510,25 @@ absl::Status Segment::ForEachEntryBatch(
   size_t size = 0;
   // The keys, copied as they are checked: f sees them up to a batch later, by when an entry may
   // have been erased and its block reused; the copy is what f would have read at once.
-  std::string keys;
+  size_t keys_used = 0;
   auto flush = [&] {
     for (size_t k = 0; k < size; ++k) {
-      const size_t end = k + 1 < size ? at[k + 1] : keys.size();
-      batch[k].key = std::string_view(keys.data() + at[k], end - at[k]);
+      const size_t end = k + 1 < size ? at[k + 1] : keys_used;
+      batch[k].key = std::string_view(buffers.keys.get() + at[k], end - at[k]);
     }
     const bool more = size == 0 || f(std::span<const TableEntry>(batch, size));
     size = 0;
-    keys.clear();
+    keys_used = 0;
     return more;
   };
   for (size_t i = 0; i < n; ++i) {
     // Gathered offsets are 8-aligned and inside the heap.
-    if (i + kAhead < n) __builtin_prefetch(base_ + entries[i + kAhead] - kBlockHeaderSize);
+    if (i + kAhead < n) {
+      const char* b = base_ + entries[i + kAhead] - kBlockHeaderSize;
+      __builtin_prefetch(b);
+      __builtin_prefetch(b + 64);
+      __builtin_prefetch(b + 127);
+    }
     if (i + kAhead / 2 < n) {
       const uint64_t v =
           LoadShared(reinterpret_cast<const Entry*>(base_ + entries[i + kAhead / 2])->value);
@@ -470,18 +537,17 @@ absl::Status Segment::ForEachEntryBatch(
     const Entry* e = CheckedEntry(*this, checked_limit, entries[i]);
     if (e == nullptr) continue;  // removed while we looked
     const uint32_t len = e->key_len;
-    const size_t start = keys.size();
-    keys.append(reinterpret_cast<const char*>(e + 1), len);
+    const size_t start = keys_used;
+    char* const key = buffers.KeyRoom(start, len);
+    util::CopyShort(key, reinterpret_cast<const char*>(e + 1), len);
     if (erased) {
       // A block freed by an erasure may be an entry again, its key still being written: read
       // half old, half new, it could spell another live key. The inserter writes the hash
       // before the key, so a copy whose hash is not the stored one is such a torn read: skip it.
       const uint64_t hash = LoadShared(e->hash);
-      if (KeyHash(keys.data() + start, len) != hash) {
-        keys.resize(start);
-        continue;
-      }
+      if (KeyHash(key, len) != hash) continue;
     }
+    keys_used = start + len;
     at[size] = start;
     batch[size++].value = e->value;
     if (size == kBatch && !flush()) return absl::OkStatus();
