@@ -15,6 +15,7 @@
 #include "expose/names.h"
 #include "expose/number_format.h"
 #include "expose/protobuf_encoder.h"
+#include "util/bytes.h"
 
 namespace shmetrics::expose {
 namespace {
@@ -33,15 +34,53 @@ constexpr size_t kQuotedNameExtra = 3;
 // Lines are assembled this way rather than by a dozen std::string::append calls each, because
 // encoding is dominated by such small copies and 100,000 series must take milliseconds.
 
-char* Put(char* p, std::string_view s) {
-  if (!s.empty()) std::memcpy(p, s.data(), s.size());  // a default string_view's data() is null
+[[gnu::always_inline]] inline char* Put(char* p, std::string_view s) {
+  util::CopyShort(p, s.data(), s.size());  // a default string_view's data() is null, its size 0
   return p + s.size();
 }
 
-// Writes s with backslash, newline and (if kEscapeQuote) double quote escaped. At most
-// 2 * s.size() bytes.
+// Whether a byte of the word is c (the classic "has a zero byte" test on w ^ c repeated).
+constexpr uint64_t kByteOnes = 0x0101010101010101ULL;
+inline uint64_t HasByte(uint64_t w, char c) {
+  const uint64_t x = w ^ (kByteOnes * static_cast<unsigned char>(c));
+  return (x - kByteOnes) & ~x & (kByteOnes << 7);
+}
+
+// Whether s holds a byte that PutEscaped rewrites, tested a word at a time. Bytes of a short
+// string are gathered into one word the way CopyShort reads them (repeats and zero padding
+// change nothing: a zero byte is none of the escaped ones).
 template <bool kEscapeQuote>
-char* PutEscaped(char* p, std::string_view s) {
+[[gnu::always_inline]] inline bool NeedsEscaping(std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  auto special = [](uint64_t w) {
+    return (HasByte(w, '\\') | HasByte(w, '\n') | (kEscapeQuote ? HasByte(w, '"') : 0)) != 0;
+  };
+  uint64_t w;
+  if (n >= 8) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      std::memcpy(&w, p + i, 8);
+      if (special(w)) return true;
+    }
+    if (i == n) return false;
+    std::memcpy(&w, p + n - 8, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    w = uint64_t{a} | (uint64_t{b} << 32);
+  } else if (n != 0) {
+    const auto byte = [p](size_t k) { return uint64_t{static_cast<unsigned char>(p[k])}; };
+    w = byte(0) | (byte(n / 2) << 8) | (byte(n - 1) << 16);
+  } else {
+    return false;
+  }
+  return special(w);
+}
+
+template <bool kEscapeQuote>
+[[gnu::noinline]] char* PutEscapedSlow(char* p, std::string_view s) {
   for (const char c : s) {
     if (c == '\\') {
       *p++ = '\\';
@@ -57,6 +96,13 @@ char* PutEscaped(char* p, std::string_view s) {
     }
   }
   return p;
+}
+
+// Writes s with backslash, newline and (if kEscapeQuote) double quote escaped. At most
+// 2 * s.size() bytes.
+template <bool kEscapeQuote>
+[[gnu::always_inline]] inline char* PutEscaped(char* p, std::string_view s) {
+  return NeedsEscaping<kEscapeQuote>(s) ? PutEscapedSlow<kEscapeQuote>(p, s) : Put(p, s);
 }
 
 size_t LabelPairsBound(LabelSpan labels) {
@@ -435,21 +481,23 @@ class TextEncoder final : public Encoder {
   }
   std::string_view labels() const { return {labels_buf_.get(), labels_len_}; }
 
-  // Grows *out_ by enough for one sample line of the current series plus extra bytes, and returns
-  // where the line starts. EndLine(end of what was written) ends the line and trims the rest.
-  // The resize zero-fills a few hundred bytes at most; it is what lets the line be written with
-  // plain stores. (Writing it elsewhere and appending it is slower: the copy's wide loads wait
-  // for the narrow stores that just wrote the line.)
+  // Room for one sample line of the current series plus extra bytes, in a buffer of the
+  // encoder's; EndLine(end of what was written) ends the line and appends it to *out_. Lines are
+  // written with plain stores and appended with one copy: growing *out_ in place instead costs a
+  // zero-fill of the bound and a trim per line, more than the copy.
   char* BeginLine(size_t extra) {
-    const size_t old = out_->size();
     // name, suffix, `{labels,le="<number>"} `, value, newline.
-    out_->resize(old + name_.size() + kQuotedNameExtra + kMaxSuffix + labels_len_ + 16 +
-                 2 * kMaxNumberChars + extra);
-    return out_->data() + old;
+    const size_t bound = name_.size() + kQuotedNameExtra + kMaxSuffix + labels_len_ + 16 +
+                         2 * kMaxNumberChars + extra;
+    if (bound > line_cap_) {
+      line_cap_ = std::max(bound, 2 * line_cap_);
+      line_buf_ = std::make_unique<char[]>(line_cap_);
+    }
+    return line_buf_.get();
   }
   void EndLine(char* p) {
     *p++ = '\n';
-    out_->resize(p - out_->data());
+    out_->append(line_buf_.get(), p - line_buf_.get());
   }
 
   // Writes the one sample line of a series straight from its labels, rather than rendering them
@@ -459,8 +507,10 @@ class TextEncoder final : public Encoder {
     if (quoted_ || !known_legacy_.Holds(labels)) return false;
     // `<name><suffix>{<first label>="` is the same for every series of the family (their names
     // are the ones known_legacy_ holds), so it is written once and copied.
-    if (!direct_prefix_valid_ || direct_suffix_ != suffix) {
-      direct_suffix_.assign(suffix);
+    // Suffixes are literals: the same one comes as the same view, so compare views first.
+    if (!direct_prefix_valid_ || suffix.data() != direct_suffix_view_.data() ||
+        suffix.size() != direct_suffix_view_.size()) {
+      direct_suffix_view_ = suffix;
       direct_prefix_.assign(name_).append(suffix);
       if (!labels.empty()) direct_prefix_.append("{").append(labels[0].name).append("=\"");
       direct_prefix_valid_ = true;
@@ -572,6 +622,9 @@ class TextEncoder final : public Encoder {
   bool quoted_ = false;
   std::string state_label_;  // a stateset's state label name, as written
   MetricType type_ = MetricType::kUnknown;
+  // The line being written (BeginLine)
+  std::unique_ptr<char[]> line_buf_;
+  size_t line_cap_ = 0;
   // The current series' rendered label pairs
   std::unique_ptr<char[]> labels_buf_;
   size_t labels_cap_ = 0;
@@ -581,9 +634,9 @@ class TextEncoder final : public Encoder {
   bool skip_family_ = false;  // left out: its escaped name is an earlier family's
   bool finished_ = false;
 
-  // DirectLine's constant start of a line, for direct_suffix_; see DirectLine
+  // DirectLine's constant start of a line, for the suffix direct_suffix_view_; see DirectLine
   std::string direct_prefix_;
-  std::string direct_suffix_;
+  std::string_view direct_suffix_view_;  // the caller's view of the suffix, a literal
   bool direct_prefix_valid_ = false;
 
   FamilyNameClaims claims_;

@@ -26,6 +26,12 @@ char* WriteNonFinite(double v, char* p) {
 }  // namespace
 
 char* WriteSampleValue(double v, char* p) {
+  // Counts, the commonest values by far, first: a non-negative integer below 2^53 takes one
+  // conversion there and back (NaN fails the comparisons, -0 is caught below).
+  if (v >= 0 && v <= kMaxPlainInteger) {
+    const auto u = static_cast<uint64_t>(v);
+    if (static_cast<double>(u) == v && (u != 0 || !std::signbit(v))) return WriteUint(u, p);
+  }
   if (char* end = WriteNonFinite(v, p)) return end;
   if (std::fabs(v) <= kMaxPlainInteger && std::trunc(v) == v) {
     if (v == 0 && std::signbit(v)) return Put(p, "-0", 2);

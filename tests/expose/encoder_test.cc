@@ -192,6 +192,41 @@ TEST(EncoderTest, LabelValueEscaping) {
   }
 }
 
+// Label values are checked for bytes to escape a word at a time, short ones through
+// overlapping reads: every length up to past two words, with each escaped byte at every
+// position (and none), must come out as the byte-by-byte rule says.
+TEST(EncoderTest, LabelValueEscapingAtEveryLengthAndPosition) {
+  auto escaped = [](const std::string& v) {
+    std::string e;
+    for (const char c : v) {
+      if (c == '\\' || c == '"') e += '\\';
+      if (c == '\n') {
+        e += "\\n";
+      } else {
+        e += c;
+      }
+    }
+    return e;
+  };
+  for (size_t len = 0; len <= 40; ++len) {
+    std::string plain(len, 'a');
+    for (size_t i = 0; i < len; ++i) plain[i] = static_cast<char>('a' + i % 26);
+    std::vector<std::string> values = {plain};
+    for (const char special : {'\\', '"', '\n'}) {
+      for (size_t at = 0; at < len; ++at) {
+        values.push_back(plain);
+        values.back()[at] = special;
+      }
+    }
+    for (const std::string& v : values) {
+      const Label labels[] = {{"k", v}};
+      const std::string out = EncodeFamily(Format::kPrometheus, Family("g", MetricType::kGauge),
+                                           [&](Encoder& enc) { enc.Gauge(labels, 1); });
+      ASSERT_EQ(out, "# TYPE g gauge\ng{k=\"" + escaped(v) + "\"} 1\n") << "length " << len;
+    }
+  }
+}
+
 TEST(EncoderTest, ExemplarLabelValuesAreEscaped) {
   const Label trace[] = {{"note", "a\\b\"c\nd"}};
   const Exemplar ex{.labels = trace, .value = 1, .timestamp = std::nullopt};
