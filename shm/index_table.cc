@@ -387,7 +387,7 @@ absl::Status GatherEntries(const Segment& seg, uint64_t table, std::vector<uint6
 // What a walk allocates in proportion to the table (about 16 bytes per entry), kept by each thread
 // from one walk to the next: a scrape walks the same tables again, and fresh buffers of that size
 // cost a page fault every 4 KiB, each time. Buffers beyond kKeptEntries entries are given back
-// after the walk, so a thread keeps at most about 4.5 MiB; a walk inside a walk's callback uses
+// after the walk, so a thread keeps at most about 4.3 MiB; a walk inside a walk's callback uses
 // buffers of its own.
 struct WalkBuffers {
   static constexpr size_t kKeptEntries = size_t{1} << 18;

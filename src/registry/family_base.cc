@@ -18,6 +18,7 @@
 #include "shm/mutex_lock.h"
 #include "shm/segment.h"
 #include "shmetrics/registry.h"
+#include "util/bytes.h"
 
 namespace shmetrics {
 
@@ -67,34 +68,6 @@ char* FamilyBase::Dummy() const {
   return reinterpret_cast<char*>((p + 63) & ~uintptr_t{63});
 }
 
-namespace {
-
-// Copies n bytes; label values are mostly short, and a call into the C library per value cost
-// a fifth of a lookup's instructions.
-inline void CopyShort(char* dst, const char* src, size_t n) {
-  if (n > 16) {
-    std::memcpy(dst, src, n);
-  } else if (n >= 8) {  // two words, overlapping when n < 16
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
-  } else if (n != 0) {
-    dst[0] = src[0];
-    dst[n / 2] = src[n / 2];
-    dst[n - 1] = src[n - 1];
-  }
-}
-
-}  // namespace
-
 std::string_view FamilyBase::BuildKey(std::span<const std::string_view> values, char* buf,
                                       size_t cap, std::string* spill) const {
   size_t total = 0;
@@ -110,7 +83,7 @@ std::string_view FamilyBase::BuildKey(std::span<const std::string_view> values, 
     const std::string_view v = values[order[i]];
     const auto n = static_cast<uint32_t>(v.size());
     std::memcpy(p, &n, 4);
-    CopyShort(p + 4, v.data(), v.size());
+    util::CopyShort(p + 4, v.data(), v.size());
     p += 4 + v.size();
   }
   return std::string_view(out, total);

@@ -11,11 +11,11 @@
 namespace shmetrics::util {
 
 // Copies n bytes from src to dst, which do not overlap, without a call into the C library for
-// n < 16: two overlapping loads and stores cover any length from 4 to 15 (three byte copies
+// n <= 16: two overlapping loads and stores cover any length from 4 to 16 (three byte copies
 // below that), with no loop and no branch per byte. Touches exactly [src, src + n) and
 // [dst, dst + n), so it may copy out of memory that ends right after the string.
 [[gnu::always_inline]] inline void CopyShort(char* dst, const char* src, size_t n) {
-  if (n >= 16) {
+  if (n > 16) {
     std::memcpy(dst, src, n);
   } else if (n >= 8) {
     uint64_t a, b;
